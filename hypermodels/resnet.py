@@ -1,0 +1,144 @@
+"""The lab's ResNet, built with the functional API, and its KerasTuner HyperModel.
+
+Architecture (the "ResNet by hand" lab):
+    raw 28x28 image -> per-pixel standardization (inside the model)
+    -> Conv2D(filters, 3, relu, he_normal) -> MaxPool(2)
+    -> N x [conv -> BN -> ReLU -> conv -> BN -> (+ block input) -> ReLU]
+    -> MaxPool(2) -> Flatten -> Dense(256, relu, he_normal) -> Dense(10, softmax)
+
+With ``skip=False`` the add is simply left out: the same layers and the same parameter
+count, i.e. a plain CNN of identical depth. That is what makes skip on/off a fair
+comparison.
+"""
+
+from __future__ import annotations
+
+import keras
+import keras_tuner
+import numpy as np
+from keras import layers
+
+from hypermodels.space import SearchSpace
+
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+
+def residual_block(x, filters: int, skip: bool, name: str):
+    """conv -> BN -> ReLU -> conv -> BN -> (+ input) -> ReLU."""
+    shortcut = x
+    y = layers.Conv2D(
+        filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv1"
+    )(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.Activation("relu", name=f"{name}_relu1")(y)
+    y = layers.Conv2D(
+        filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv2"
+    )(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if skip:
+        y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def build_resnet(
+    blocks: int = 2,
+    filters: int = 64,
+    skip: bool = True,
+    learning_rate: float = 1e-3,
+    momentum: float = 0.0,
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
+    nesterov: bool = False,
+) -> keras.Model:
+    """Build and compile the network. It takes raw pixel values (uint8 or float, 0..255).
+
+    ``mean``/``variance`` are the per-pixel statistics of the training split; they become
+    a Normalization layer, so the saved model carries its own preprocessing.
+    """
+    if mean is None:
+        mean = np.zeros(IMAGE_SHAPE, np.float32)
+    if variance is None:
+        variance = np.ones(IMAGE_SHAPE, np.float32)
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
+    x = layers.Normalization(axis=(1, 2), mean=mean, variance=variance, name="standardize")(inputs)
+    x = layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(x)
+    # The stem has the blocks' width so that the identity shortcut needs no projection.
+    x = layers.Conv2D(
+        filters, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="stem"
+    )(x)
+    x = layers.MaxPooling2D(2, name="stem_pool")(x)
+    for i in range(blocks):
+        x = residual_block(x, filters, skip, name=f"block{i + 1}")
+    x = layers.MaxPooling2D(2, name="head_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(256, activation="relu", kernel_initializer="he_normal", name="dense")(x)
+    # float32 softmax keeps the probabilities exact under mixed precision.
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probs")(x)
+    model = keras.Model(
+        inputs, outputs, name=f"resnet_b{blocks}_f{filters}_{'skip' if skip else 'plain'}"
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            learning_rate=learning_rate, momentum=momentum, nesterov=nesterov
+        ),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def count_adds(model: keras.Model) -> int:
+    """How many residual additions the network has (0 for the plain variant)."""
+    return sum(isinstance(layer, layers.Add) for layer in model.layers)
+
+
+def hp_values(hp: keras_tuner.HyperParameters, space: SearchSpace) -> dict:
+    """Declare the four searched hyperparameters and return their values.
+
+    A range that collapses to one value becomes ``hp.Fixed``, so it still shows in
+    TensorBoard's HParams dashboard and in ``trials.csv``.
+    """
+    if space.blocks_min == space.blocks_max:
+        blocks = hp.Fixed("blocks", space.blocks_min)
+    else:
+        blocks = hp.Int("blocks", space.blocks_min, space.blocks_max)
+    if len(space.filters) == 1:
+        filters = hp.Fixed("filters", space.filters[0])
+    else:
+        filters = hp.Choice("filters", list(space.filters))
+    skip = hp.Boolean("skip") if space.skip == "both" else hp.Fixed("skip", space.skip == "on")
+    if space.lr_min == space.lr_max:
+        learning_rate = hp.Fixed("learning_rate", space.lr_min)
+    else:
+        learning_rate = hp.Float("learning_rate", space.lr_min, space.lr_max, sampling="log")
+    return {"blocks": blocks, "filters": filters, "skip": skip, "learning_rate": learning_rate}
+
+
+class ResNetHyperModel(keras_tuner.HyperModel):
+    """Searches blocks, filters, skip and the SGD learning rate; the rest is fixed per run."""
+
+    def __init__(
+        self,
+        space: SearchSpace | None = None,
+        mean: np.ndarray | None = None,
+        variance: np.ndarray | None = None,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+    ) -> None:
+        super().__init__(name="resnet")
+        self.space = space or SearchSpace()
+        self.mean = mean
+        self.variance = variance
+        self.momentum = momentum
+        self.nesterov = nesterov
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        values = hp_values(hp, self.space)
+        return build_resnet(
+            **values,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            mean=self.mean,
+            variance=self.variance,
+        )

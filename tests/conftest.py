@@ -1,0 +1,44 @@
+"""Shared fixtures: the real data (from ../shared) and small hand-made IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("FASHION_MNIST_DIR", ROOT.parent / "shared/data/fashion-mnist"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (REAL_DATA / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real Fashion-MNIST files not found in {REAL_DATA} (set FASHION_MNIST_DIR)")
+    return REAL_DATA
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
+    """Write array as a gzipped IDX file (big-endian header, uint8 payload)."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.astype(np.uint8).tobytes())
+    return path
+
+
+def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 600):
+    """Run `python -m module args` the way a user would; returns CompletedProcess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,187 @@
+"""Bad input: one line on stderr, exit 2 for usage errors (1 otherwise), nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_module
+
+from tuning import finalize, search
+from tuning.errors import run_cli
+
+
+def call(module, argv, capsys):
+    code = run_cli(module.__name__, module.main, argv)
+    err = capsys.readouterr().err
+    return code, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--blocks", "4:1"], "blocks range 4:1"),
+        (["--blocks", "0:2"], "blocks range 0:2"),
+        (["--blocks", "two"], "--blocks must look like"),
+        (["--filters", ""], "--filters needs at least one value"),
+        (["--filters", "16,-8"], "filters must be positive"),
+        (["--learning-rate", "0:0.1"], "learning-rate range"),
+        (["--learning-rate", "0.1:0.01"], "learning-rate range"),
+        (["--learning-rate", "-1"], "learning-rate range"),
+        (["--factor", "1"], "--factor must be at least 2"),
+        (["--max-epochs", "0"], "--max-epochs must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--momentum", "1.5"], "--momentum must be in"),
+        (["--subset", "0"], "--subset must be positive"),
+        (["--project-name", "a/b"], "plain folder name"),
+    ],
+)
+def test_search_usage_errors(argv, message, capsys, tmp_path):
+    code, err = call(search, [*argv, "--directory", str(tmp_path)], capsys)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_flag_exits_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        search.main(["--no-such-flag"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --no-such-flag" in err and err.count("\n") == 1
+
+
+def test_missing_data_dir(capsys, tmp_path):
+    code, err = call(
+        search, ["--data-dir", str(tmp_path / "none"), "--directory", str(tmp_path)], capsys
+    )
+    assert code == 2 and "does not exist" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("subset, message", [(10, "too small"), (50000, "larger than")])
+def test_bad_subset_on_real_data(subset, message, data_dir, capsys, tmp_path):
+    code, err = call(
+        search,
+        ["--data-dir", str(data_dir), "--subset", str(subset), "--directory", str(tmp_path)],
+        capsys,
+    )
+    assert code == 2 and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_data_exits_1(data_dir, tmp_path, capsys):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for f in data_dir.glob("*.gz"):
+        (bad / f.name).symlink_to(f)
+    (bad / "train-labels-idx1-ubyte.gz").unlink()
+    (bad / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    code, err = call(
+        search, ["--data-dir", str(bad), "--directory", str(tmp_path / "runs")], capsys
+    )
+    assert code == 1 and "corrupt or truncated" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_run_directory(data_dir, tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        target = "/proc/runs"  # not writable even for root
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        target = str(locked / "runs")
+    code, err = call(
+        search, ["--data-dir", str(data_dir), "--subset", "100", "--directory", target], capsys
+    )
+    assert code == 1 and "not writable" in err
+
+
+def test_foreign_directory_is_not_overwritten(data_dir, tmp_path, capsys):
+    (tmp_path / "search").mkdir()
+    (tmp_path / "search" / "notes.txt").write_text("mine")
+    code, err = call(
+        search,
+        ["--data-dir", str(data_dir), "--subset", "100", "--directory", str(tmp_path)],
+        capsys,
+    )
+    assert code == 2 and "not a search run" in err
+    assert (tmp_path / "search" / "notes.txt").read_text() == "mine"
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    """A run folder with a trials.csv (one completed, one failed trial); no training needed."""
+    from tuning import records
+
+    run = tmp_path / "run"
+    base = {"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.01, "initial_epoch": 0}
+    rows = [
+        {**base, "trial_id": "0000", "status": "COMPLETED", "best_epoch": 2, "lineage_epochs": 2,
+         "val_accuracy": 0.5},
+        {**base, "trial_id": "0001", "status": "FAILED", "message": "loss became nan"},
+    ]  # fmt: skip
+    records.write_trials_csv(run / "trials.csv", rows)
+    return run
+
+
+def hp_json(**changes) -> str:
+    return json.dumps({"blocks": 2, "filters": 64, "skip": True, "learning_rate": 0.1, **changes})
+
+
+@pytest.mark.parametrize(
+    "extra, code, message",
+    [
+        (["--trial", "0042"], 2, "--trial 0042 is not in"),
+        (["--trial", "0001"], 1, "did not complete (FAILED)"),
+        (["--hyperparameters", "{not json"], 2, "not valid JSON"),
+        (["--hyperparameters", "[1, 2]"], 2, "must be a JSON object"),
+        (["--hyperparameters", '{"blocks": 2}', "--epochs", "1"], 2, "missing filters, skip"),
+        (["--hyperparameters", hp_json(dropout=0.5), "--epochs", "1"], 2, "unknown dropout"),
+        (["--hyperparameters", hp_json(blocks=0), "--epochs", "1"], 2, "blocks must"),
+        (["--hyperparameters", hp_json(filters=2.5), "--epochs", "1"], 2, "filters must"),
+        (["--hyperparameters", hp_json(skip="yes"), "--epochs", "1"], 2, "skip must"),
+        (["--hyperparameters", hp_json(learning_rate=-1), "--epochs", "1"], 2, "learning_rate"),
+        (["--hyperparameters", hp_json()], 2, "--epochs is required"),
+        (["--epochs", "0"], 2, "--epochs must be at least 1"),
+        (["--trial", "0000", "--hyperparameters", "{}"], 2, "not both"),
+        (["--train-on", "valid"], 2, "invalid choice"),
+    ],
+)  # fmt: skip
+def test_finalize_bad_input(fake_run, extra, code, message, capsys):
+    before = sorted(p.name for p in fake_run.iterdir())
+    got, err = call(finalize, ["--run-dir", str(fake_run), *extra], capsys)
+    assert got == code and message in err, err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in fake_run.iterdir()) == before
+
+
+def test_finalize_missing_and_empty_runs(tmp_path, capsys):
+    code, err = call(finalize, ["--run-dir", str(tmp_path / "nothing")], capsys)
+    assert code == 1 and "does not exist" in err
+    (tmp_path / "empty").mkdir()
+    code, err = call(finalize, ["--run-dir", str(tmp_path / "empty")], capsys)
+    assert code == 1 and "trials.csv does not exist" in err
+
+
+def test_finalize_run_without_success(fake_run, capsys):
+    from tuning import records
+
+    rows = records.read_trials_csv(fake_run / "trials.csv")
+    rows[0]["status"] = "FAILED"
+    records.write_trials_csv(fake_run / "trials.csv", rows)
+    code, err = call(finalize, ["--run-dir", str(fake_run)], capsys)
+    assert code == 1 and "no successfully completed trial" in err
+
+
+def test_module_entry_point_exit_code(tmp_path):
+    proc = run_module("tuning.search", "--blocks", "4:1", "--directory", str(tmp_path))
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("python -m tuning.search: error: blocks range 4:1")
+    )
+    assert "Traceback" not in proc.stderr

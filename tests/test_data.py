@@ -1,0 +1,134 @@
+"""Data loading, verification, split and standardization."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import write_idx
+from sklearn.preprocessing import StandardScaler
+
+from tuning import data
+from tuning.errors import DataError, UsageError
+
+
+@pytest.fixture(scope="module")
+def real_train(data_dir):
+    return data.load_arrays(data_dir, "train")
+
+
+def test_real_files_load_and_verify(data_dir, real_train):
+    x, y, source = real_train
+    assert x.shape == (60000, 28, 28) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [6000] * 10
+    assert source.kind == "dir"
+    assert source.sha256["train-images-idx3-ubyte.gz"] == data.FILES["train_images"].sha256
+    x_test, y_test, _ = data.load_arrays(data_dir, "test")
+    assert x_test.shape == (10000, 28, 28) and np.bincount(y_test).tolist() == [1000] * 10
+
+
+def test_env_variable_names_the_folder(data_dir, monkeypatch):
+    monkeypatch.setenv(data.ENV_VAR, str(data_dir))
+    assert data.resolve_source(None) == ("dir", data_dir)
+
+
+def test_missing_directory_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        data.resolve_source(tmp_path / "nope")
+
+
+@pytest.fixture
+def copied_dir(data_dir, tmp_path):
+    """A copy of the (small) label files plus symlinked image files, to damage freely."""
+    for spec in data.FILES.values():
+        src = data_dir / spec.name
+        if "labels" in spec.name:
+            shutil.copy(src, tmp_path / spec.name)
+        else:
+            (tmp_path / spec.name).symlink_to(src)
+    return tmp_path
+
+
+def test_missing_file(copied_dir):
+    (copied_dir / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="missing data file .*train-labels"):
+        data.load_arrays(copied_dir, "train")
+
+
+def test_truncated_file(copied_dir):
+    path = copied_dir / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        data.load_arrays(copied_dir, "train")
+
+
+def test_corrupt_file(copied_dir):
+    (copied_dir / "train-labels-idx1-ubyte.gz").write_bytes(b"this is not gzip at all" * 10)
+    with pytest.raises(DataError, match="corrupt or truncated"):
+        data.load_arrays(copied_dir, "train")
+
+
+def test_wrong_checksum(copied_dir):
+    # Well-formed: right magic, right shape, valid labels, but not the original content.
+    labels = np.tile(np.arange(10), 6000)
+    write_idx(copied_dir / "train-labels-idx1-ubyte.gz", labels, 2049)
+    with pytest.raises(DataError, match="fails its checksum"):
+        data.load_arrays(copied_dir, "train")
+    x, y, _ = data.load_arrays(copied_dir, "train", verify=False)
+    assert (y == labels).all()
+
+
+def test_wrong_shape_and_magic(copied_dir):
+    path = copied_dir / "train-labels-idx1-ubyte.gz"
+    write_idx(path, np.zeros(100), 2049)
+    with pytest.raises(DataError, match="holds shape"):
+        data.load_arrays(copied_dir, "train")
+    write_idx(path, np.zeros(60000), 2051)
+    with pytest.raises(DataError, match="magic number 2051"):
+        data.load_arrays(copied_dir, "train")
+
+
+def test_split_is_stratified_disjoint_and_seeded():
+    y = np.repeat(np.arange(10), 600)
+    idx = np.arange(len(y))  # images stand in as their own index
+    a = data.split_train_valid(idx, y, seed=1)
+    b = data.split_train_valid(idx, y, seed=1)
+    c = data.split_train_valid(idx, y, seed=2)
+    x_tr, y_tr, x_va, y_va = a
+    assert len(x_tr) == 4800 and len(x_va) == 1200
+    assert np.bincount(y_tr).tolist() == [480] * 10
+    assert np.bincount(y_va).tolist() == [120] * 10
+    assert not set(x_tr) & set(x_va)
+    assert set(x_tr) | set(x_va) == set(idx)
+    assert all((p == q).all() for p, q in zip(a, b, strict=True))
+    assert not (a[0] == c[0]).all()
+
+
+def test_subset_keeps_proportions_and_its_valid_comes_from_the_full_valid():
+    y = np.repeat(np.arange(10), 600)
+    idx = np.arange(len(y))
+    _, _, full_va, _ = data.split_train_valid(idx, y, seed=3)
+    x_tr, y_tr, x_va, y_va = data.split_train_valid(idx, y, seed=3, subset=400)
+    assert len(x_tr) == 400 and len(x_va) == 100
+    assert np.bincount(y_tr).tolist() == [40] * 10
+    assert np.bincount(y_va).tolist() == [10] * 10
+    assert set(x_va) <= set(full_va)
+
+
+@pytest.mark.parametrize("subset, message", [(10, "too small"), (5000, "larger than")])
+def test_bad_subset(subset, message):
+    y = np.repeat(np.arange(10), 600)
+    with pytest.raises(UsageError, match=message):
+        data.split_train_valid(np.arange(len(y)), y, seed=0, subset=subset)
+
+
+def test_standardizer_is_fitted_on_train_only(data_dir):
+    splits = data.load_splits(data_dir, seed=0, subset=2000)
+    assert splits.sizes() == {"train": 2000, "valid": 500}
+    flat = splits.x_train.reshape(len(splits.x_train), -1).astype(np.float64)
+    scaler = StandardScaler().fit(flat)
+    np.testing.assert_allclose(splits.mean.ravel(), scaler.mean_, rtol=1e-6)
+    np.testing.assert_allclose(splits.variance.ravel(), scaler.scale_**2, rtol=1e-5)
+    valid_mean = splits.x_valid.reshape(len(splits.x_valid), -1).mean(axis=0)
+    assert not np.allclose(splits.mean.ravel(), valid_mean, rtol=1e-3)

@@ -1,0 +1,186 @@
+"""A tiny real-data search and finalize through the CLIs, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_module
+
+from tuning import records
+from tuning.plan import hyperband_plan
+
+SEARCH_ARGS = [
+    "--subset", "300", "--max-epochs", "3", "--factor", "3", "--seed", "7",
+    "--blocks", "1:2", "--filters", "8,16", "--learning-rate", "1e-3:1e-1",
+    "--batch-size", "64", "--verbose", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def search_run(data_dir, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("runs")
+    args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "tiny"]
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return directory / "tiny", args, proc
+
+
+def test_search_prints_plan_and_next_step(search_run):
+    run_dir, _, proc = search_run
+    assert "total: 6 trials, 11 epochs of training" in proc.stdout
+    assert f"tensorboard --logdir {run_dir / 'tensorboard'}" in proc.stdout
+    assert "next: python -m tuning.finalize --run-dir" in proc.stdout
+    assert "[trial 6 of 6]" in proc.stdout
+
+
+def test_trials_csv_matches_the_trials(search_run):
+    run_dir, _, _ = search_run
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    trial_dirs = sorted(p.name for p in run_dir.glob("trial_*"))
+    assert [f"trial_{r['trial_id']}" for r in rows] == trial_dirs
+    assert len(rows) == hyperband_plan(3, 3).trials
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    for r in rows:
+        assert 1 <= r["blocks"] <= 2 and r["filters"] in (8, 16)
+        assert 1e-3 <= r["learning_rate"] <= 1e-1
+        assert r["epochs_trained"] == r["target_epochs"] - r["initial_epoch"]
+        assert r["initial_epoch"] < r["best_epoch"] <= r["target_epochs"]
+        assert 0.0 <= r["val_accuracy"] <= 1.0 and r["seconds"] > 0
+        history = json.loads((run_dir / f"trial_{r['trial_id']}" / "history.json").read_text())
+        best = max(e["val_accuracy"] for e in history["epochs"])
+        assert r["val_accuracy"] == pytest.approx(best, abs=1e-6)
+    # the one continuation trial of bracket 1 picks up its parent's lineage
+    (child,) = [r for r in rows if r["parent_trial_id"]]
+    parent = next(r for r in rows if r["trial_id"] == child["parent_trial_id"])
+    assert child["initial_epoch"] == 1 and child["target_epochs"] == 3
+    assert child["lineage_epochs"] == parent["lineage_epochs"] + child["best_epoch"] - 1
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["val_accuracy"] == max(r["val_accuracy"] for r in rows)
+    assert set(best["hyperparameters"]) == {"blocks", "filters", "skip", "learning_rate"}
+
+
+def _hparams_sessions(logdir: Path) -> dict[str, dict]:
+    """trial id -> hparams written by the HParams plugin, read back from event files."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    sessions = {}
+    for event_file in logdir.glob("*/execution0/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name != "hparams":
+                    continue
+                data = plugin_data_pb2.HParamsPluginData.FromString(
+                    value.metadata.plugin_data.content
+                )
+                if data.HasField("session_start_info"):
+                    info = data.session_start_info
+                    sessions[event_file.parent.parent.name] = {
+                        k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind"))
+                        for k, v in info.hparams.items()
+                    }
+    return sessions
+
+
+def test_tensorboard_has_scalars_and_hparams_for_every_trial(search_run):
+    run_dir, _, _ = search_run
+    logdir = run_dir / "tensorboard"
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    sessions = _hparams_sessions(logdir)
+    assert set(sessions) == {r["trial_id"] for r in rows}
+    for r in rows:
+        hp = sessions[r["trial_id"]]
+        assert hp["blocks"] == r["blocks"] and hp["filters"] == r["filters"]
+        assert hp["skip"] == r["skip"]
+        assert hp["learning_rate"] == pytest.approx(r["learning_rate"], rel=1e-5)
+        assert list((logdir / r["trial_id"] / "execution0" / "validation").glob("events*"))
+    assert list(logdir.glob("events.out.tfevents.*")), "the experiment config is missing"
+
+
+def test_rerun_reports_complete_and_changes_nothing(search_run):
+    run_dir, args, _ = search_run
+    before = (run_dir / "trials.csv").read_text()
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "already complete" in proc.stdout
+    assert (run_dir / "trials.csv").read_text() == before
+
+
+def test_rerun_with_another_definition_is_refused(search_run):
+    run_dir, args, _ = search_run
+    before = (run_dir / "trials.csv").read_text()
+    changed = [a if a != "8,16" else "8,32" for a in SEARCH_ARGS]
+    proc = run_module("tuning.search", *args, *changed)
+    assert proc.returncode == 2
+    assert "different definition" in proc.stderr and "space.filters" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (run_dir / "trials.csv").read_text() == before
+
+
+@pytest.fixture(scope="module")
+def finalized(search_run):
+    run_dir, _, _ = search_run
+    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--verbose", "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir / "final", proc
+
+
+def test_finalize_writes_model_and_reports(finalized, search_run):
+    final, proc = finalized
+    run_dir = search_run[0]
+    report = json.loads((final / "report.json").read_text())
+    best = json.loads((run_dir / "best.json").read_text())
+    assert report["hyperparameters"] == best["hyperparameters"]
+    assert report["epochs"] == best["lineage_epochs"]
+    assert report["chosen_from"]["trial_id"] == best["trial_id"]
+    assert report["train_on"] == "train+valid"
+    assert report["sizes"] == {"train": 375, "valid": 0, "test": 10000}
+    assert report["seed"] == 7
+    assert len(report["per_class_accuracy"]) == 10
+    matrix = report["confusion_matrix"]
+    assert [sum(row) for row in matrix] == [1000] * 10
+    assert sum(matrix[i][i] for i in range(10)) / 10000 == pytest.approx(report["test_accuracy"])
+    assert {"load_s", "train_s", "eval_s", "total_s"} <= set(report["timings"])
+    assert {"tensorflow", "keras", "keras_tuner"} <= set(report["versions"])
+    assert "Test accuracy" in (final / "report.md").read_text()
+    assert list((final / "tensorboard" / "train").glob("events*"))
+    assert not (run_dir / "final.partial").exists()
+    assert f"test accuracy {report['test_accuracy']:.4f}" in proc.stdout
+
+
+def test_saved_model_reproduces_the_test_accuracy_in_a_fresh_process(finalized, data_dir, tmp_path):
+    final, _ = finalized
+    report = json.loads((final / "report.json").read_text())
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import sys, keras, numpy as np\n"
+        "from tuning.data import load_arrays\n"
+        "x, y, _ = load_arrays(sys.argv[2], 'test')\n"
+        "assert x.dtype == np.uint8 and x.shape == (10000, 28, 28)\n"
+        "model = keras.models.load_model(sys.argv[1])\n"
+        "pred = model.predict(x, batch_size=1000, verbose=0).argmax(axis=1)\n"
+        "print(f'ACC {np.mean(pred == y):.6f}')\n"
+    )
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, str(script), str(final / "model.keras"), str(data_dir)],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    acc = float(proc.stdout.split("ACC ")[1])
+    assert acc == pytest.approx(report["test_accuracy"], abs=1e-6)
+
+
+def test_finalize_refuses_to_overwrite_final(finalized, search_run):
+    final, _ = finalized
+    before = (final / "report.json").read_bytes()
+    from tuning.errors import run_cli
+    from tuning.finalize import main
+
+    assert run_cli("finalize", main, ["--run-dir", str(search_run[0])]) == 2
+    assert (final / "report.json").read_bytes() == before

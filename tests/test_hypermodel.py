@@ -1,0 +1,115 @@
+"""The ResNet and its search space."""
+
+from __future__ import annotations
+
+import itertools
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from hypermodels import ResNetHyperModel, SearchSpace, build_resnet, count_adds
+from hypermodels.space import parse_float_range, parse_int_list, parse_int_range
+
+SPACE = SearchSpace(blocks_min=1, blocks_max=3, filters=(8, 16, 32), lr_min=1e-3, lr_max=1e-1)
+
+
+def build(values: dict, space: SearchSpace = SPACE):
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return ResNetHyperModel(space).build(hp)
+
+
+@pytest.mark.parametrize(
+    "blocks, filters, skip",
+    list(itertools.product((1, 3), (8, 32), (True, False))),
+)
+def test_every_corner_builds(blocks, filters, skip):
+    model = build({"blocks": blocks, "filters": filters, "skip": skip, "learning_rate": 0.1})
+    assert model.output_shape == (None, 10)
+    assert count_adds(model) == (blocks if skip else 0)
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert len(convs) == 1 + 2 * blocks
+    assert all(c.filters == filters for c in convs)
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 4])
+def test_skip_on_and_off_have_the_same_parameters(blocks):
+    on = build_resnet(blocks=blocks, filters=16, skip=True)
+    off = build_resnet(blocks=blocks, filters=16, skip=False)
+    assert on.count_params() == off.count_params()
+    assert count_adds(on) == blocks and count_adds(off) == 0
+
+
+def test_lab_model_parameter_count():
+    # stem 64*(9+1) + per block 2 convs (64*64*9+64) + 2 BN (4*64); head dense 7*7*64*256+256;
+    # softmax 256*10+10. BatchNorm has 4 weights per channel, 2 of them trainable.
+    model = build_resnet(blocks=2, filters=64, skip=True)
+    block = 2 * (64 * 64 * 9 + 64) + 2 * 4 * 64
+    expected = 64 * 10 + 2 * block + (7 * 7 * 64 * 256 + 256) + (256 * 10 + 10)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == expected - 2 * 2 * 2 * 64  # BN moving mean/var are not trainable
+
+
+def test_model_standardizes_raw_uint8_inside():
+    rng = np.random.default_rng(0)
+    mean = rng.uniform(0, 255, (28, 28)).astype(np.float32)
+    var = rng.uniform(1, 100, (28, 28)).astype(np.float32)
+    model = build_resnet(blocks=1, filters=8, mean=mean, variance=var)
+    images = rng.integers(0, 256, (4, 28, 28)).astype(np.uint8)
+    standardized = model.get_layer("standardize")(images.astype(np.float32))
+    np.testing.assert_allclose(np.asarray(standardized), (images - mean) / np.sqrt(var), rtol=1e-5)
+    assert model.predict(images, verbose=0).shape == (4, 10)
+
+
+def test_hyperparameters_are_declared_from_the_space():
+    hp = keras_tuner.HyperParameters()
+    ResNetHyperModel(SPACE).build(hp)
+    names = {p.name: type(p).__name__ for p in hp.space}
+    assert names == {
+        "blocks": "Int",
+        "filters": "Choice",
+        "skip": "Boolean",
+        "learning_rate": "Float",
+    }
+    lr = hp._hps["learning_rate"][0]
+    assert lr.sampling == "log" and (lr.min_value, lr.max_value) == (1e-3, 1e-1)
+
+    fixed = SearchSpace(
+        blocks_min=2, blocks_max=2, filters=(64,), skip="off", lr_min=1e-3, lr_max=1e-3
+    )
+    hp = keras_tuner.HyperParameters()
+    model = ResNetHyperModel(fixed).build(hp)
+    assert {p.name: type(p).__name__ for p in hp.space} == dict.fromkeys(names, "Fixed")
+    assert hp.values == {"blocks": 2, "filters": 64, "skip": False, "learning_rate": 1e-3}
+    assert count_adds(model) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"blocks_min": 4, "blocks_max": 1},
+        {"blocks_min": 0, "blocks_max": 2},
+        {"filters": ()},
+        {"filters": (16, -8)},
+        {"skip": "maybe"},
+        {"lr_min": 0.0},
+        {"lr_min": 0.1, "lr_max": 0.01},
+    ],
+)
+def test_invalid_spaces_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        SearchSpace(**kwargs)
+
+
+def test_range_parsers():
+    assert parse_int_range("1:4", "x") == (1, 4)
+    assert parse_int_range("3", "x") == (3, 3)
+    assert parse_float_range("1e-4:3e-1", "x") == (1e-4, 0.3)
+    assert parse_int_list("16, 32,64", "x") == (16, 32, 64)
+    for bad in ("a:b", "1:2:3", ""):
+        with pytest.raises(ValueError):
+            parse_int_range(bad, "x")
+    with pytest.raises(ValueError):
+        parse_int_list(" , ", "x")

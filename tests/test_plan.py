@@ -1,0 +1,46 @@
+"""The Hyperband plan: exact bracket sizes and epochs, and agreement with KerasTuner."""
+
+from __future__ import annotations
+
+import pytest
+from keras_tuner.oracles import HyperbandOracle
+
+from tuning.plan import hyperband_plan, num_brackets
+
+
+def test_plan_for_max_epochs_9_factor_3_by_hand():
+    # brackets 2,1,0; sizes (9,3,1), (5,2), (3); epochs (1,3,9), (3,9), (9)
+    plan = hyperband_plan(9, 3)
+    got = [(r.bracket, r.round, r.trials, r.initial_epoch, r.epochs) for r in plan.rounds]
+    assert got == [
+        (2, 0, 9, 0, 1),
+        (2, 1, 3, 1, 3),
+        (2, 2, 1, 3, 9),
+        (1, 0, 5, 0, 3),
+        (1, 1, 2, 3, 9),
+        (0, 0, 3, 0, 9),
+    ]
+    assert plan.trials == 23
+    # 9*1 + 3*2 + 1*6  +  5*3 + 2*6  +  3*9
+    assert plan.epochs == 21 + 27 + 27
+
+
+def test_iterations_repeat_the_brackets():
+    one, two = hyperband_plan(9, 3, 1), hyperband_plan(9, 3, 2)
+    assert two.trials == 2 * one.trials and two.epochs == 2 * one.epochs
+
+
+@pytest.mark.parametrize(
+    "max_epochs, factor", [(1, 3), (2, 3), (3, 3), (9, 3), (10, 2), (27, 3), (50, 4)]
+)
+def test_plan_matches_keras_tuner_oracle(max_epochs, factor):
+    oracle = HyperbandOracle(objective="val_accuracy", max_epochs=max_epochs, factor=factor)
+    assert num_brackets(max_epochs, factor) == oracle._get_num_brackets()
+    for r in hyperband_plan(max_epochs, factor).rounds:
+        assert r.trials == oracle._get_size(r.bracket, r.round)
+        assert r.epochs == oracle._get_epochs(r.bracket, r.round)
+
+
+def test_plan_text_names_totals():
+    text = hyperband_plan(3, 3).format(train_images=100)
+    assert "total: 6 trials, 11 epochs of training (1,100 image passes)" in text

@@ -1,0 +1,159 @@
+"""Result files of a run: atomic writes, trials.csv, best.json and their readers.
+
+Everything here is plain CSV/JSON so that a user (or a spreadsheet) can open it, and
+every file is written through a temporary file and a rename: a kill at any moment
+leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tuning.errors import ProjectError
+
+HP_NAMES = ("blocks", "filters", "skip", "learning_rate")
+TRIAL_FIELDS = (
+    "trial_id",
+    "status",
+    *HP_NAMES,
+    "bracket",
+    "round",
+    "parent_trial_id",
+    "initial_epoch",
+    "target_epochs",
+    "epochs_trained",
+    "best_epoch",
+    "lineage_epochs",
+    "val_accuracy",
+    "val_loss",
+    "accuracy",
+    "loss",
+    "seconds",
+    "message",
+)
+HISTORY_FILE = "history.json"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to path via a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"cannot serialize {type(obj).__name__}")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectError(f"{path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise ProjectError(f"{path} is unreadable ({exc})") from None
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)  # exact: round-trips to best.json
+    return "" if value is None else value
+
+
+def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=TRIAL_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in TRIAL_FIELDS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _parse_cell(name: str, text: str) -> Any:
+    if text == "":
+        return None
+    if name == "skip":
+        return text == "True"
+    if name in (
+        "blocks",
+        "filters",
+        "bracket",
+        "round",
+        "initial_epoch",
+        "target_epochs",
+        "epochs_trained",
+        "best_epoch",
+        "lineage_epochs",
+    ):
+        return int(text)
+    if name in ("learning_rate", "val_accuracy", "val_loss", "accuracy", "loss", "seconds"):
+        return float(text)
+    return text
+
+
+def read_trials_csv(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return [{k: _parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    except FileNotFoundError:
+        raise ProjectError(f"{path} does not exist: is this a search run directory?") from None
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ProjectError(f"{path} is unreadable ({exc})") from None
+
+
+def lineage_epochs(rows_by_id: dict[str, dict], trial_id: str) -> int | None:
+    """Epochs behind a trial's best weights, counting the Hyperband lineage.
+
+    A continuation trial starts from its parent's *best* checkpoint and then trains
+    ``best_epoch - initial_epoch`` more epochs, so its weights carry the parent's
+    lineage epochs plus its own epochs up to its best one.
+    """
+    row = rows_by_id.get(trial_id)
+    if row is None or row.get("best_epoch") is None:
+        return None
+    own = row["best_epoch"] - (row.get("initial_epoch") or 0)
+    parent = row.get("parent_trial_id")
+    if not parent:
+        return own
+    before = lineage_epochs(rows_by_id, parent)
+    return None if before is None else before + own
+
+
+def best_row(rows: list[dict]) -> dict | None:
+    """The completed trial with the highest val_accuracy (ties: fewer epochs, then first)."""
+    done = [r for r in rows if r["status"] == "COMPLETED" and r.get("val_accuracy") is not None]
+    if not done:
+        return None
+    return max(done, key=lambda r: (r["val_accuracy"], -(r.get("lineage_epochs") or 0)))
+
+
+def hyperparameters_of(row: dict) -> dict:
+    return {name: row[name] for name in HP_NAMES}

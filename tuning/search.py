@@ -1,0 +1,313 @@
+"""``python -m tuning.search``: Hyperband over blocks, filters, skip and learning rate.
+
+The CLI is a thin shell over :func:`run_search`, which tests call directly.
+The search reads only the training files; the test set is left to the finalizer.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hypermodels.space import SKIP_MODES
+from tuning import records
+from tuning.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DIRECTORY,
+    DEFAULT_FACTOR,
+    DEFAULT_MAX_EPOCHS,
+    DEFAULT_MOMENTUM,
+    DEFAULT_PROJECT,
+    DEFAULT_SEED,
+    VALID_FRACTION,
+    SearchConfig,
+    add_data_args,
+    space_from_args,
+    versions,
+)
+from tuning.errors import ArgumentParser, ProjectError, UsageError, run_cli
+from tuning.plan import hyperband_plan
+
+RUN_FILE = "run.json"
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return diffs
+
+
+def _check_writable(directory: Path) -> None:
+    probe_dir = directory
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        records.atomic_write_text(directory / ".write-check", "ok\n")
+        (directory / ".write-check").unlink()
+    except OSError as exc:
+        raise ProjectError(f"run directory {directory} is not writable ({exc.strerror})") from None
+
+
+def prepare_run_dir(run_dir: Path, definition: dict, overwrite: bool) -> str:
+    """Make run_dir ready: "new", "resume" (same definition) or "overwritten"."""
+    state = "new"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        run_file = run_dir / RUN_FILE
+        if not run_file.is_file():
+            if not overwrite:
+                raise UsageError(
+                    f"{run_dir} exists and is not a search run of this tool; "
+                    "choose another --project-name/--directory or pass --overwrite"
+                )
+        else:
+            old = records.read_json(run_file).get("definition", {})
+            diffs = _differences(old, definition)
+            if not diffs:
+                return "resume"
+            if not overwrite:
+                raise UsageError(
+                    f"{run_dir} holds a search with a different definition ("
+                    + "; ".join(diffs)
+                    + "); use another --project-name, or --overwrite to delete it"
+                )
+        n_trials = len(list(run_dir.glob("trial_*")))
+        print(
+            f"--overwrite: deleting {run_dir} ({n_trials} trial folders"
+            f"{', final/' if (run_dir / 'final').exists() else ''})",
+            flush=True,
+        )
+        shutil.rmtree(run_dir)
+        state = "overwritten"
+    _check_writable(run_dir)
+    return state
+
+
+def write_hparams_config(logdir: Path, config: SearchConfig) -> None:
+    """Declare the HParams experiment so TensorBoard names the metrics and domains."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp_api
+
+    space = config.space
+    hparams = [
+        hp_api.HParam("blocks", hp_api.IntInterval(space.blocks_min, space.blocks_max)),
+        hp_api.HParam("filters", hp_api.Discrete(list(space.filters))),
+        hp_api.HParam(
+            "skip", hp_api.Discrete([True, False] if space.skip == "both" else [space.skip == "on"])
+        ),
+        hp_api.HParam("learning_rate", hp_api.RealInterval(space.lr_min, space.lr_max)),
+    ]
+    metrics = [
+        hp_api.Metric("epoch_accuracy", group="validation", display_name="val_accuracy"),
+        hp_api.Metric("epoch_loss", group="validation", display_name="val_loss"),
+        hp_api.Metric("epoch_accuracy", group="train", display_name="train_accuracy"),
+        hp_api.Metric("epoch_loss", group="train", display_name="train_loss"),
+    ]
+    writer = tf.summary.create_file_writer(str(logdir))
+    with writer.as_default():
+        hp_api.hparams_config(hparams=hparams, metrics=metrics)
+    writer.close()
+
+
+def build_check(hypermodel, space) -> int:
+    """Build the largest network of the space once, so a broken setup fails in seconds."""
+    import keras
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    for name, value in space.largest().items():
+        hp.Fixed(name, value)
+    model = hypermodel.build(hp)
+    params = model.count_params()
+    del model
+    keras.backend.clear_session()
+    return params
+
+
+def finalize_command(run_dir: Path, data_dir: str | None) -> str:
+    cmd = ["python", "-m", "tuning.finalize", "--run-dir", str(run_dir)]
+    if data_dir:
+        cmd += ["--data-dir", str(data_dir)]
+    return shlex.join(cmd)
+
+
+def summarize(rows: list[dict], top: int = 5) -> str:
+    done = sorted(
+        (r for r in rows if r["status"] == "COMPLETED" and r.get("val_accuracy") is not None),
+        key=lambda r: -r["val_accuracy"],
+    )
+    failed = [r for r in rows if r["status"] in ("FAILED", "INVALID")]
+    lines = [f"{len(rows)} trials: {len(done)} completed, {len(failed)} failed"]
+    if done:
+        lines.append("top trials (val_accuracy, lineage epochs, blocks, filters, skip, lr):")
+        for r in done[:top]:
+            lines.append(
+                f"  {r['trial_id']}  {r['val_accuracy']:.4f}  {r['lineage_epochs']:>3}  "
+                f"{r['blocks']:>2}  {r['filters']:>4}  {'on ' if r['skip'] else 'off'}  "
+                f"{r['learning_rate']:.3g}"
+            )
+    for r in failed:
+        lines.append(f"  failed {r['trial_id']}: {r.get('message') or 'no reason recorded'}")
+    return "\n".join(lines)
+
+
+def run_search(config: SearchConfig) -> list[dict]:
+    """Run (or resume) a Hyperband search; returns the rows of trials.csv."""
+    from tuning.data import load_splits
+
+    run_dir = config.run_dir
+    splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
+    definition = config.definition(splits.source.sha256)
+    state = prepare_run_dir(run_dir, definition, config.overwrite)
+
+    plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
+    sizes = splits.sizes()
+    print(f"data: {splits.source.describe()}; train {sizes['train']}, valid {sizes['valid']}")
+    print(f"run directory: {run_dir} ({state})")
+    print(
+        f"Hyperband plan (max_epochs={config.max_epochs}, factor={config.factor}, "
+        f"iterations={config.hyperband_iterations}):"
+    )
+    print(plan.format(sizes["train"]))
+    print(
+        f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}", flush=True
+    )
+
+    if state != "resume":
+        records.atomic_write_json(
+            run_dir / RUN_FILE,
+            {
+                "definition": definition,
+                "data": splits.source.to_dict(),
+                "sizes": sizes,
+                "plan": {"trials": plan.trials, "epochs": plan.epochs},
+                "versions": versions(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "command": shlex.join(sys.argv),
+            },
+        )
+
+    import keras
+
+    from hypermodels import ResNetHyperModel
+    from tuning.tuner import ResNetHyperband
+
+    hypermodel = ResNetHyperModel(
+        config.space, splits.mean, splits.variance, config.momentum, config.nesterov
+    )
+    params = build_check(hypermodel, config.space)
+    print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
+
+    tensorboard_dir = run_dir / "tensorboard"
+    write_hparams_config(tensorboard_dir, config)
+    tuner = ResNetHyperband(
+        hypermodel,
+        objective="val_accuracy",
+        max_epochs=config.max_epochs,
+        factor=config.factor,
+        hyperband_iterations=config.hyperband_iterations,
+        seed=config.seed,
+        directory=str(config.directory),
+        project_name=config.project_name,
+        overwrite=False,
+        run_seed=config.seed,
+        planned_trials=plan.trials,
+    )
+    finished_before = len(tuner.oracle.trials)
+    t0 = time.perf_counter()
+    try:
+        tuner.search(
+            splits.x_train,
+            splits.y_train,
+            validation_data=(splits.x_valid, splits.y_valid),
+            batch_size=config.batch_size,
+            shuffle=True,
+            callbacks=[
+                keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), write_graph=False)
+            ],
+            verbose=config.verbose,
+        )
+    except RuntimeError as exc:
+        if "consecutive" in str(exc).lower():
+            tuner.write_results()
+            raise ProjectError(
+                f"search stopped: {exc} See trials.csv for each failure's reason "
+                "(a learning-rate range that is too high is the usual cause)."
+            ) from None
+        raise
+    rows = tuner.write_results()
+    elapsed = time.perf_counter() - t0
+    if len(tuner.oracle.trials) == finished_before and state == "resume":
+        print(f"search in {run_dir} is already complete; nothing to run.")
+    else:
+        print(f"search finished in {elapsed / 60:.1f} min")
+    print(summarize(rows))
+    print(f"results: {run_dir / 'trials.csv'}, {run_dir / 'best.json'}")
+    if records.best_row(rows) is not None:
+        print(f"next: {finalize_command(run_dir, config.data_dir)}")
+    return rows
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(
+        prog="python -m tuning.search",
+        description="Hyperband search of residual CNNs on Fashion-MNIST (validation split only).",
+    )
+    add_data_args(p)
+    p.add_argument(
+        "--directory", default=DEFAULT_DIRECTORY, help="parent folder of runs (%(default)s)"
+    )
+    p.add_argument("--project-name", default=DEFAULT_PROJECT, help="run folder name (%(default)s)")
+    p.add_argument("--max-epochs", type=int, default=DEFAULT_MAX_EPOCHS, help="(%(default)s)")
+    p.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="(%(default)s)")
+    p.add_argument("--hyperband-iterations", type=int, default=1, help="(%(default)s)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="(%(default)s)")
+    p.add_argument("--subset", type=int, help="keep N stratified training images (quick runs)")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing run first")
+    p.add_argument("--blocks", default="1:4", help="residual blocks, MIN:MAX (%(default)s)")
+    p.add_argument("--filters", default="16,32,64,128", help="filter widths (%(default)s)")
+    p.add_argument(
+        "--learning-rate", default="1e-4:3e-1", help="SGD lr, MIN:MAX, log (%(default)s)"
+    )
+    p.add_argument("--skip", choices=SKIP_MODES, default="both", help="(%(default)s)")
+    p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras fit verbosity")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = SearchConfig(
+        space=space_from_args(args),
+        data_dir=args.data_dir,
+        directory=args.directory,
+        project_name=args.project_name,
+        max_epochs=args.max_epochs,
+        factor=args.factor,
+        hyperband_iterations=args.hyperband_iterations,
+        batch_size=args.batch_size,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        seed=args.seed,
+        subset=args.subset,
+        overwrite=args.overwrite,
+        verbose=args.verbose,
+    )
+    run_search(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli("python -m tuning.search", main))

@@ -42,3 +42,20 @@ def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 
         text=True,
         timeout=timeout,
     )
+
+
+# A tiny real-data search: 6 trials (one Hyperband continuation), about 20 s on 2 cores.
+SEARCH_ARGS = [
+    "--subset", "300", "--max-epochs", "3", "--factor", "3", "--seed", "7",
+    "--blocks", "1:2", "--filters", "8,16", "--learning-rate", "1e-3:1e-1",
+    "--batch-size", "64", "--verbose", "0",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def search_run(data_dir, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("runs")
+    args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "tiny"]
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return directory / "tiny", args, proc

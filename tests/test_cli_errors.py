@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import run_module
 
@@ -70,17 +71,56 @@ def test_bad_subset_on_real_data(subset, message, data_dir, capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_data_exits_1(data_dir, tmp_path, capsys):
+def _damage_missing(path):
+    path.unlink()
+
+
+def _damage_truncated(path):
+    data = path.resolve().read_bytes()
+    path.unlink()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _damage_corrupt(path):
+    path.unlink()
+    path.write_bytes(b"\x1f\x8b garbage")
+
+
+def _damage_checksum(path):
+    from conftest import write_idx
+
+    path.unlink()
+    write_idx(path, np.tile(np.arange(10), 6000), 2049)
+
+
+def _damage_shape(path):
+    from conftest import write_idx
+
+    path.unlink()
+    write_idx(path, np.zeros(50000), 2049)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_damage_missing, "missing data file"),
+        (_damage_truncated, "corrupt or truncated"),
+        (_damage_corrupt, "corrupt or truncated"),
+        (_damage_checksum, "fails its checksum"),
+        (_damage_shape, "holds shape (50000,), expected (60000,)"),
+    ],
+)
+def test_bad_data_exits_1_and_writes_nothing(damage, message, data_dir, tmp_path, capsys):
     bad = tmp_path / "data"
     bad.mkdir()
     for f in data_dir.glob("*.gz"):
         (bad / f.name).symlink_to(f)
-    (bad / "train-labels-idx1-ubyte.gz").unlink()
-    (bad / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
+    damage(bad / "train-labels-idx1-ubyte.gz")
     code, err = call(
         search, ["--data-dir", str(bad), "--directory", str(tmp_path / "runs")], capsys
     )
-    assert code == 1 and "corrupt or truncated" in err
+    assert code == 1 and message in err and "train-labels-idx1-ubyte.gz" in err
+    assert err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
 
 

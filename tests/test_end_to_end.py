@@ -7,25 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_module
+from conftest import SEARCH_ARGS, run_module
 
 from tuning import records
 from tuning.plan import hyperband_plan
-
-SEARCH_ARGS = [
-    "--subset", "300", "--max-epochs", "3", "--factor", "3", "--seed", "7",
-    "--blocks", "1:2", "--filters", "8,16", "--learning-rate", "1e-3:1e-1",
-    "--batch-size", "64", "--verbose", "0",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def search_run(data_dir, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("runs")
-    args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "tiny"]
-    proc = run_module("tuning.search", *args, *SEARCH_ARGS)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return directory / "tiny", args, proc
 
 
 def test_search_prints_plan_and_next_step(search_run):

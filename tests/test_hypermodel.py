@@ -113,3 +113,21 @@ def test_range_parsers():
             parse_int_range(bad, "x")
     with pytest.raises(ValueError):
         parse_int_list(" , ", "x")
+
+
+def test_training_many_models_registers_no_gradient_functions():
+    # Keras' optimizer used to leave one tf.custom_gradient (and its whole graph) in a
+    # process-wide registry per compiled model: ~6 MB per trial. See hypermodels/_leakfix.py.
+    import keras
+    from tensorflow.python.framework import ops
+
+    def custom_gradients() -> int:
+        return sum(k.startswith("CustomGradient") for k in ops._gradient_registry._registry)
+
+    x = np.random.default_rng(0).integers(0, 256, (64, 28, 28)).astype(np.uint8)
+    y = np.arange(64) % 10
+    before = custom_gradients()
+    for _ in range(3):
+        keras.backend.clear_session()
+        build_resnet(blocks=1, filters=4).fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert custom_gradients() == before

@@ -38,6 +38,9 @@ class SearchConfig:
     nesterov: bool = False
     seed: int = DEFAULT_SEED
     subset: int | None = None
+    deterministic: bool = False
+    max_consecutive_failures: int = 3
+    prune_checkpoints: bool = False
     overwrite: bool = False
     verbose: int = 2
 
@@ -51,6 +54,11 @@ class SearchConfig:
                 f"--hyperband-iterations must be at least 1, not {self.hyperband_iterations}"
             )
         check_training_args(self.batch_size, self.momentum, self.seed)
+        if self.max_consecutive_failures < 1:
+            raise UsageError(
+                "--max-consecutive-failures must be at least 1, "
+                f"not {self.max_consecutive_failures}"
+            )
         if self.subset is not None and self.subset < 1:
             raise UsageError(f"--subset must be positive, not {self.subset}")
         if not self.project_name or Path(self.project_name).name != self.project_name:
@@ -73,6 +81,7 @@ class SearchConfig:
             "momentum": self.momentum,
             "nesterov": self.nesterov,
             "seed": self.seed,
+            "deterministic": self.deterministic,
             "subset": self.subset,
             "valid_fraction": VALID_FRACTION,
             "data_sha256": data_sha256,

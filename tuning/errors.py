@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 
@@ -35,9 +36,15 @@ def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv=None) -
     """Run an entry point, turning expected errors into one line and an exit code."""
     try:
         return main(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
+        return exc.code if isinstance(exc.code, int) else 1
     except ProjectError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; rerun the same command to resume.", file=sys.stderr)
+        args = list(sys.argv[1:] if argv is None else argv)
+        print(
+            f"\n{prog}: interrupted; resume with: {shlex.join([*prog.split(), *args])}",
+            file=sys.stderr,
+        )
         return 130

@@ -36,6 +36,7 @@ TRIAL_FIELDS = (
     "accuracy",
     "loss",
     "seconds",
+    "disk_mb",
     "message",
 )
 HISTORY_FILE = "history.json"
@@ -113,7 +114,15 @@ def _parse_cell(name: str, text: str) -> Any:
         "lineage_epochs",
     ):
         return int(text)
-    if name in ("learning_rate", "val_accuracy", "val_loss", "accuracy", "loss", "seconds"):
+    if name in (
+        "learning_rate",
+        "val_accuracy",
+        "val_loss",
+        "accuracy",
+        "loss",
+        "seconds",
+        "disk_mb",
+    ):
         return float(text)
     return text
 

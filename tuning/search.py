@@ -200,12 +200,23 @@ def run_search(config: SearchConfig) -> list[dict]:
     import keras
 
     from hypermodels import ResNetHyperModel
-    from tuning.tuner import ResNetHyperband
+    from tuning.resume import repair_run
+    from tuning.tuner import FINISHED, ResNetHyperband
+
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    if state == "resume":
+        repair_run(run_dir)
 
     hypermodel = ResNetHyperModel(
         config.space, splits.mean, splits.variance, config.momentum, config.nesterov
     )
-    params = build_check(hypermodel, config.space)
+    try:
+        params = build_check(hypermodel, config.space)
+    except Exception as exc:
+        raise ProjectError(f"the build check failed: {type(exc).__name__}: {exc}") from None
     print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
 
     tensorboard_dir = run_dir / "tensorboard"
@@ -217,41 +228,51 @@ def run_search(config: SearchConfig) -> list[dict]:
         factor=config.factor,
         hyperband_iterations=config.hyperband_iterations,
         seed=config.seed,
+        max_consecutive_failed_trials=config.max_consecutive_failures,
         directory=str(config.directory),
         project_name=config.project_name,
         overwrite=False,
-        run_seed=config.seed,
         planned_trials=plan.trials,
+        prune_checkpoints=config.prune_checkpoints,
     )
-    finished_before = len(tuner.oracle.trials)
+    finished_before = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
+    if finished_before:
+        print(f"resuming: {finished_before} trials already finished", flush=True)
     t0 = time.perf_counter()
     try:
-        tuner.search(
-            splits.x_train,
-            splits.y_train,
-            validation_data=(splits.x_valid, splits.y_valid),
-            batch_size=config.batch_size,
-            shuffle=True,
-            callbacks=[
-                keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), write_graph=False)
-            ],
-            verbose=config.verbose,
-        )
+        with tuner.stop:  # Ctrl-C: finish and save the current epoch, then stop
+            tuner.search(
+                splits.x_train,
+                splits.y_train,
+                validation_data=(splits.x_valid, splits.y_valid),
+                batch_size=config.batch_size,
+                shuffle=True,
+                callbacks=[
+                    keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), write_graph=False)
+                ],
+                verbose=config.verbose,
+            )
     except RuntimeError as exc:
         if "consecutive" in str(exc).lower():
             tuner.write_results()
             raise ProjectError(
-                f"search stopped: {exc} See trials.csv for each failure's reason "
-                "(a learning-rate range that is too high is the usual cause)."
+                f"search stopped: {str(exc).splitlines()[0]} See trials.csv for each "
+                "failure's reason (a learning-rate range that is too high is the usual cause)."
             ) from None
         raise
     rows = tuner.write_results()
     elapsed = time.perf_counter() - t0
-    if len(tuner.oracle.trials) == finished_before and state == "resume":
+    finished = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
+    if finished == finished_before and state == "resume":
         print(f"search in {run_dir} is already complete; nothing to run.")
     else:
         print(f"search finished in {elapsed / 60:.1f} min")
     print(summarize(rows))
+    disk = sum(r["disk_mb"] or 0 for r in rows)
+    if rows:
+        print(
+            f"disk: {disk:.1f} MB in trial folders and logs ({disk / len(rows):.1f} MB per trial)"
+        )
     print(f"results: {run_dir / 'trials.csv'}, {run_dir / 'best.json'}")
     if records.best_row(rows) is not None:
         print(f"next: {finalize_command(run_dir, config.data_dir)}")
@@ -274,6 +295,22 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="(%(default)s)")
     p.add_argument("--subset", type=int, help="keep N stratified training images (quick runs)")
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="TensorFlow op determinism: the same command gives the same scores (slower)",
+    )
+    p.add_argument(
+        "--max-consecutive-failures",
+        type=int,
+        default=3,
+        help="stop the search after this many failed trials in a row (%(default)s)",
+    )
+    p.add_argument(
+        "--prune-checkpoints",
+        action="store_true",
+        help="delete checkpoints of trials that no later round can continue (saves disk)",
+    )
     p.add_argument("--overwrite", action="store_true", help="delete an existing run first")
     p.add_argument("--blocks", default="1:4", help="residual blocks, MIN:MAX (%(default)s)")
     p.add_argument("--filters", default="16,32,64,128", help="filter widths (%(default)s)")
@@ -302,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         nesterov=args.nesterov,
         seed=args.seed,
         subset=args.subset,
+        deterministic=args.deterministic,
+        max_consecutive_failures=args.max_consecutive_failures,
+        prune_checkpoints=args.prune_checkpoints,
         overwrite=args.overwrite,
         verbose=args.verbose,
     )

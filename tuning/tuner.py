@@ -1,11 +1,15 @@
-"""KerasTuner's Hyperband with the bookkeeping users expect.
+"""KerasTuner's Hyperband with the bookkeeping and crash safety users expect.
 
 On top of ``keras_tuner.Hyperband`` this tuner
+- writes KerasTuner's own state (``oracle.json``, ``trial.json``, ``tuner0.json``) and the
+  best-epoch checkpoint atomically, so a kill never leaves half a file;
 - seeds every trial from the run seed and the trial id (weights and shuffling);
-- records each epoch's metrics in ``trial_<id>/history.json`` and stops a trial whose
-  loss turns NaN/inf, marking it FAILED with the reason;
-- rewrites ``trials.csv`` and ``best.json`` after every trial;
-- prints "trial k of N" progress lines.
+- records each epoch's metrics in ``trial_<id>/history.json``, stops a trial whose loss
+  turns NaN/inf and marks it FAILED with the reason (also in TensorBoard);
+- resumes an interrupted trial from its last completed epoch (see ``tuning.resume``);
+- rewrites ``trials.csv`` and ``best.json`` after every trial, with disk use per trial,
+  and can prune checkpoints that no later round can need;
+- prints one progress line per trial.
 
 TensorBoard scalars and HParams come from KerasTuner itself: a ``TensorBoard`` callback
 passed to ``search`` is copied per trial (``<logdir>/<trial_id>/execution0``) and gets
@@ -15,14 +19,33 @@ an HParams callback beside it.
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from pathlib import Path
 
 import keras
 import keras_tuner
+import tensorflow as tf
 from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.src.engine import tuner_utils
+from keras_tuner.src.tuners.hyperband import HyperbandOracle
 
 from tuning import records
+from tuning.resume import (
+    CHECKPOINT,
+    GracefulStop,
+    ResumeCheckpoint,
+    SearchInterrupted,
+    clear_resume_files,
+    load_resume,
+)
+
+# A Hyperband continuation loads its parent's weights into a fresh optimizer, as
+# KerasTuner intends; Keras warns about the optimizer variables it skips.
+warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+# Every trial is a new model, so tf.function retracing warnings say nothing useful here.
+tf.get_logger().setLevel("ERROR")
 
 FINISHED = {
     trial_module.TrialStatus.COMPLETED,
@@ -31,14 +54,61 @@ FINISHED = {
 }
 
 
+class AtomicHyperbandOracle(HyperbandOracle):
+    """KerasTuner's Hyperband oracle, saving its state and trials atomically."""
+
+    def save(self):
+        records.atomic_write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        path = Path(self._get_trial_dir(trial.trial_id)) / "trial.json"
+        records.atomic_write_json(path, trial.get_state())
+
+    def checkpoints_needed(self) -> set[str]:
+        """Trials whose best checkpoint a future continuation trial may still load."""
+        needed = set()
+        for trial in list(self.ongoing_trials.values()) + [
+            self.trials[t] for t in self._retry_queue if t in self.trials
+        ]:
+            parent = trial.hyperparameters.values.get("tuner/trial_id")
+            if parent:
+                needed.add(parent)
+        for bracket in self._brackets:
+            rounds = bracket["rounds"]
+            for r in range(len(rounds) - 1):
+                if len(rounds[r + 1]) < self._get_size(bracket["bracket_num"], r + 1):
+                    selected = {info["past_id"] for info in rounds[r + 1]}
+                    needed |= {info["id"] for info in rounds[r] if info["id"] not in selected}
+        return needed
+
+
+class AtomicSaveBestEpoch(tuner_utils.SaveBestEpoch):
+    """KerasTuner's best-epoch checkpoint, written to a temporary file and renamed."""
+
+    def _save_model(self):
+        path = Path(self.filepath)
+        tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
+        try:
+            self.model.save_weights(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Writes per-epoch metrics to history.json and fails the trial on a NaN/inf loss."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, values: dict) -> None:
         super().__init__()
         self.path = Path(path)
+        self.values = values
         self.epochs: list[dict] = []
         self._t0 = 0.0
+
+    def save(self, **extra) -> None:
+        records.atomic_write_json(
+            self.path, {"values": self.values, "epochs": self.epochs, **extra}
+        )
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
@@ -46,32 +116,70 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self._fail(f"loss became {float(loss)} in batch {batch + 1}")
+            self._fail(
+                f"loss became {float(loss)} in epoch {len(self.epochs) + 1} batch {batch + 1}"
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t0, 3)}
         entry.update({k: float(v) for k, v in (logs or {}).items()})
         self.epochs.append(entry)
-        records.atomic_write_json(self.path, {"epochs": self.epochs})
-        loss = entry.get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self._fail(f"loss became {loss} in epoch {epoch + 1}")
+        self.save()
+        for key in ("loss", "val_loss"):
+            if key in entry and not math.isfinite(entry[key]):
+                self._fail(f"{key} became {entry[key]} in epoch {epoch + 1}")
 
     def _fail(self, reason: str) -> None:
-        records.atomic_write_json(self.path, {"epochs": self.epochs, "failure": reason})
+        self.save(failure=reason)
         raise keras_tuner.errors.FailedTrialError(reason)
 
 
+def _history_from(epochs: list[dict]) -> keras.callbacks.History:
+    """A keras History over recorded epochs, as KerasTuner expects from fit()."""
+    history = keras.callbacks.History()
+    keys = [k for k in (epochs[0] if epochs else {}) if k not in ("epoch", "seconds")]
+    history.history = {k: [e[k] for e in epochs] for k in keys}
+    history.epoch = [e["epoch"] - 1 for e in epochs]
+    return history
+
+
 class ResNetHyperband(keras_tuner.Hyperband):
-    """Hyperband that keeps trials.csv/best.json current and seeds each trial."""
+    """Hyperband that keeps trials.csv/best.json current, seeds and resumes trials."""
 
-    def __init__(self, *args, run_seed: int = 0, planned_trials: int | None = None, **kwargs):
-        self.run_seed = run_seed
+    def __init__(
+        self,
+        hypermodel,
+        *,
+        objective: str = "val_accuracy",
+        max_epochs: int = 9,
+        factor: int = 3,
+        hyperband_iterations: int = 1,
+        seed: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        planned_trials: int | None = None,
+        prune_checkpoints: bool = False,
+        **kwargs,
+    ):
+        self.run_seed = seed
         self.planned_trials = planned_trials
+        self.prune_checkpoints = prune_checkpoints
+        self.stop = GracefulStop()
         self._started: dict[str, float] = {}
-        super().__init__(*args, **kwargs)
+        self._seconds_before: dict[str, float] = {}  # training time before a resume
+        self._search_started = time.perf_counter()
+        oracle = AtomicHyperbandOracle(
+            objective,
+            max_epochs=max_epochs,
+            factor=factor,
+            hyperband_iterations=hyperband_iterations,
+            # KerasTuner replaces a falsy seed (our default 0) by a random one.
+            seed=seed + 1,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        # Skip Hyperband.__init__ (it would build a plain oracle); its methods still apply.
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
 
-    # -- paths ------------------------------------------------------------------------
+    # -- paths and state ----------------------------------------------------------------
     @property
     def run_dir(self) -> Path:
         return Path(self.project_dir)
@@ -79,8 +187,22 @@ class ResNetHyperband(keras_tuner.Hyperband):
     def history_path(self, trial_id: str) -> Path:
         return Path(self.get_trial_dir(trial_id)) / records.HISTORY_FILE
 
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        records.atomic_write_json(self._get_tuner_fname(), self.get_state())
+
     # -- hooks --------------------------------------------------------------------------
+    def on_search_begin(self):
+        super().on_search_begin()
+        # Our one-line progress replaces KerasTuner's per-trial tables; the fit
+        # verbosity (per-epoch lines) is still the user's --verbose.
+        self.oracle.verbose = 0
+        self._search_started = time.perf_counter()
+
     def on_trial_begin(self, trial):
+        if self.stop.requested:
+            raise SearchInterrupted("stopped before the next trial")
         super().on_trial_begin(trial)
         self._started[trial.trial_id] = time.perf_counter()
         values = trial.hyperparameters.values
@@ -102,22 +224,92 @@ class ResNetHyperband(keras_tuner.Hyperband):
         keras.utils.set_random_seed(self.trial_seed(trial.trial_id))
         kwargs["callbacks"] = [
             *kwargs.get("callbacks", []),
-            EpochRecorder(self.history_path(trial.trial_id)),
+            EpochRecorder(self.history_path(trial.trial_id), dict(trial.hyperparameters.values)),
         ]
         return super().run_trial(trial, *args, **kwargs)
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        """Build (or resume) and fit one trial; KerasTuner's documented override point."""
+        hp = trial.hyperparameters
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        callbacks = kwargs["callbacks"]
+        recorder = next(c for c in callbacks if isinstance(c, EpochRecorder))
+        # Swap KerasTuner's best-epoch checkpoint for the atomic one.
+        for i, c in enumerate(callbacks):
+            if type(c) is tuner_utils.SaveBestEpoch:
+                callbacks[i] = saver = AtomicSaveBestEpoch(c.objective, c.filepath)
+        keras.backend.clear_session()
+        resumed = load_resume(trial_dir, trial.trial_id)
+        if resumed is not None:
+            model, done = resumed
+            previous = _read_history(recorder.path).get("epochs", [])
+            recorder.epochs = [e for e in previous if e["epoch"] <= done]
+            if recorder.epochs:
+                saver.best_value = max(e.get("val_accuracy", -math.inf) for e in recorder.epochs)
+            kwargs["initial_epoch"] = done
+            self._seconds_before[trial.trial_id] = sum(e["seconds"] for e in recorder.epochs)
+            print(f"trial {trial.trial_id}: resuming from epoch {done}", flush=True)
+        else:
+            model = self._try_build(hp)  # a continuation loads its parent's checkpoint here
+            recorder.epochs = []
+        recorder.save()
+        # What KerasTuner reads to rebuild this model for a continuation trial.
+        records.atomic_write_json(
+            self._get_build_config_fname(trial.trial_id), model.get_build_config()
+        )
+        callbacks.append(ResumeCheckpoint(trial_dir, self.stop))
+        self.hypermodel.fit(hp, model, *args, **kwargs)
+        # KerasTuner scores the trial from the whole trial's epochs, resumed or not.
+        return _history_from(recorder.epochs)
 
     def on_trial_end(self, trial):
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         path = self.history_path(trial.trial_id)
         history = _read_history(path)
+        seconds += self._seconds_before.pop(trial.trial_id, 0.0)
         history["seconds"] = round(seconds, 3)
         records.atomic_write_json(path, history)
+        clear_resume_files(Path(self.get_trial_dir(trial.trial_id)))
         super().on_trial_end(trial)  # the oracle records the trial and saves its state
-        self.write_results()
+        if trial.status != trial_module.TrialStatus.COMPLETED:
+            self._log_failure(trial, history.get("failure") or _last_line(trial.message))
+        if self.prune_checkpoints:
+            self.prune()
+        rows = self.write_results()
+        print(self._trial_line(trial.trial_id, rows), flush=True)
 
     def on_search_end(self):
         super().on_search_end()
+        if self.prune_checkpoints:
+            self.prune()
         self.write_results()
+
+    # -- failures, disk ------------------------------------------------------------------
+    def _log_failure(self, trial, reason: str | None) -> None:
+        """Mark the trial failed in TensorBoard: a text summary and the HParams status."""
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api_pb2
+        from tensorboard.plugins.hparams import summary as hp_summary
+
+        logdir = self.run_dir / "tensorboard" / trial.trial_id / "execution0"
+        writer = tf.summary.create_file_writer(str(logdir))
+        with writer.as_default():
+            tf.summary.text("failure", f"trial {trial.trial_id} failed: {reason}", step=0)
+            pb = hp_summary.session_end_pb(api_pb2.STATUS_FAILURE)
+            tf.summary.experimental.write_raw_pb(pb.SerializeToString(), step=0)
+        writer.close()
+
+    def prune(self) -> list[str]:
+        """Delete best-epoch checkpoints that no remaining round can load."""
+        needed = self.oracle.checkpoints_needed()
+        pruned = []
+        for trial_id, trial in self.oracle.trials.items():
+            if trial.status in FINISHED and trial_id not in needed:
+                path = Path(self.get_trial_dir(trial_id)) / CHECKPOINT
+                if path.exists():
+                    path.unlink()
+                    pruned.append(trial_id)
+        return pruned
 
     # -- results ------------------------------------------------------------------------
     def trial_seed(self, trial_id: str) -> int:
@@ -142,10 +334,11 @@ class ResNetHyperband(keras_tuner.Hyperband):
                 "target_epochs": values.get("tuner/epochs"),
                 "epochs_trained": len(epochs),
                 "seconds": history.get("seconds"),
+                "disk_mb": round(self.trial_disk_bytes(trial_id) / 2**20, 3),
                 "message": history.get("failure") or _last_line(trial.message),
             }
             if trial.status == trial_module.TrialStatus.COMPLETED and trial.best_step is not None:
-                best = int(trial.best_step)  # index into this trial's own fit() epochs
+                best = int(trial.best_step)  # index into this trial's own epochs
                 row["best_epoch"] = initial + best + 1
                 if best < len(epochs):
                     for key in ("val_accuracy", "val_loss", "accuracy", "loss"):
@@ -157,6 +350,14 @@ class ResNetHyperband(keras_tuner.Hyperband):
         for row in rows:
             row["lineage_epochs"] = records.lineage_epochs(by_id, row["trial_id"])
         return rows
+
+    def trial_disk_bytes(self, trial_id: str) -> int:
+        total = 0
+        for folder in (self.run_dir / f"trial_{trial_id}", self.run_dir / "tensorboard" / trial_id):
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    total += path.stat().st_size
+        return total
 
     def write_results(self) -> list[dict]:
         rows = self.trial_rows()
@@ -177,6 +378,19 @@ class ResNetHyperband(keras_tuner.Hyperband):
                 },
             )
         return rows
+
+    def _trial_line(self, trial_id: str, rows: list[dict]) -> str:
+        row = next(r for r in rows if r["trial_id"] == trial_id)
+        elapsed = (time.perf_counter() - self._search_started) / 60
+        if row["status"] == "COMPLETED":
+            text = f"  -> val_accuracy {row['val_accuracy']:.4f} at epoch {row['best_epoch']}"
+        else:
+            text = f"  -> {row['status']}: {row.get('message') or 'no reason recorded'}"
+        text += f" ({row.get('seconds') or 0:.0f} s, {row['disk_mb']:.1f} MB)"
+        best = records.best_row(rows)
+        if best is not None:
+            text += f"; best so far {best['val_accuracy']:.4f} (trial {best['trial_id']})"
+        return text + f"; elapsed {elapsed:.1f} min"
 
 
 def _read_history(path: Path) -> dict:

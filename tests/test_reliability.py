@@ -1,0 +1,235 @@
+"""Crash safety, resume, damaged trials, failed trials, reproducibility, pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, SEARCH_ARGS, run_module
+
+from tuning import records
+from tuning.config import SearchConfig
+from tuning.errors import ProjectError
+from tuning.plan import hyperband_plan
+
+HP_COLUMNS = ("trial_id", "blocks", "filters", "skip", "learning_rate", "bracket", "round",
+              "parent_trial_id", "initial_epoch", "target_epochs")  # fmt: skip
+
+
+def _hp_table(run_dir: Path) -> list[tuple]:
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    return [tuple(r[c] for c in HP_COLUMNS) for r in rows]
+
+
+def _popen_search(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuning.search", *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"search ended before the kill point:\n{proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("kill point not reached in time")
+        time.sleep(0.005)
+
+
+def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_search(search_run, tmp_path):
+    reference, _, _ = search_run
+    args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "k"]
+    run_dir = tmp_path / "k"
+    proc = _popen_search([*args, *SEARCH_ARGS])
+    # Trial 0004 trains 3 epochs from scratch: kill it once its first epoch is saved.
+    _wait_for(lambda: list((run_dir / "trial_0004").glob("resume-epoch*.keras")), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    status = json.loads((run_dir / "trial_0004" / "trial.json").read_text())["status"]
+    assert status == "RUNNING"
+
+    resumed = run_module("tuning.search", *args, *SEARCH_ARGS)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming: 4 trials already finished" in resumed.stdout
+    assert "trial 0004: resuming from epoch" in resumed.stdout
+    # Same trials, same hyperparameters, same Hyperband structure as the uninterrupted run.
+    assert _hp_table(run_dir) == _hp_table(reference)
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    history = json.loads((run_dir / "trial_0004" / "history.json").read_text())
+    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]  # no epoch ran twice
+    assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
+    assert not list(run_dir.rglob("*.tmp*"))
+
+
+def test_ctrl_c_stops_after_the_epoch_and_prints_the_resume_command(search_run, tmp_path):
+    args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "c"]
+    run_dir = tmp_path / "c"
+    proc = _popen_search([*args, *SEARCH_ARGS])
+    _wait_for(lambda: (run_dir / "trial_0001").exists(), proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopping after the current epoch" in out
+    assert "interrupted; resume with: python -m tuning.search --data-dir" in err
+    assert "Traceback" not in err
+    finished = run_module("tuning.search", *args, *SEARCH_ARGS)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert len(records.read_trials_csv(run_dir / "trials.csv")) == hyperband_plan(3, 3).trials
+
+
+def test_damaged_trials_are_rerun_and_reported(search_run, tmp_path):
+    reference, args, _ = search_run
+    run_dir = tmp_path / "tiny"
+    shutil.copytree(reference, run_dir, ignore=shutil.ignore_patterns("final*"))
+    (run_dir / "trial_0002" / "trial.json").write_text('{"trial_id": "0002", "hyperpa')
+    checkpoint = run_dir / "trial_0001" / "checkpoint.weights.h5"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    proc = run_module("tuning.search", *[a if a != str(reference.parent) else str(tmp_path)
+                                         for a in args], *SEARCH_ARGS)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trial 0001: its best-epoch checkpoint is damaged; it will be re-run" in proc.stdout
+    assert "trial 0002: its trial.json is unreadable; it will be re-run" in proc.stdout
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
+    assert _hp_table(run_dir) == _hp_table(reference)
+
+
+def test_unreadable_oracle_state_is_a_clear_error(tmp_path):
+    from tuning.resume import repair_run
+
+    (tmp_path / "oracle.json").write_text("{broken")
+    with pytest.raises(ProjectError, match="oracle.json is unreadable"):
+        repair_run(tmp_path)
+
+
+def _tiny_config(tmp_path, data_dir, name, **kw) -> SearchConfig:
+    from hypermodels import SearchSpace
+
+    space = SearchSpace(blocks_min=1, blocks_max=1, filters=(8,), lr_min=1e-2, lr_max=1e-1)
+    base = dict(space=space, data_dir=str(data_dir), directory=str(tmp_path), project_name=name)
+    base.update(max_epochs=1, hyperband_iterations=4, batch_size=64, subset=200, verbose=0)
+    return SearchConfig(**{**base, **kw})
+
+
+@pytest.fixture
+def nan_for_high_learning_rates(monkeypatch):
+    """Networks with a learning rate above 0.02 get a loss that is NaN from the first batch."""
+    import keras
+
+    from hypermodels import resnet
+
+    original = resnet.ResNetHyperModel.build
+
+    def build(self, hp):
+        model = original(self, hp)
+        if hp.values["learning_rate"] > 0.02:
+            model.compile(optimizer="sgd", loss=lambda y, p: keras.ops.mean(p) * np.nan)
+        return model
+
+    monkeypatch.setattr(resnet.ResNetHyperModel, "build", build)
+
+
+def test_nan_trials_fail_with_a_reason_and_the_search_goes_on(
+    data_dir, tmp_path, nan_for_high_learning_rates, capsys
+):
+    from tuning.search import run_search
+
+    rows = run_search(_tiny_config(tmp_path, data_dir, "nan", max_consecutive_failures=4))
+    failed = [r for r in rows if r["status"] == "FAILED"]
+    done = [r for r in rows if r["status"] == "COMPLETED"]
+    assert len(rows) == 4 and failed and done
+    assert all(r["learning_rate"] > 0.02 for r in failed)
+    assert all(r["learning_rate"] <= 0.02 for r in done)
+    assert all(r["message"] == "loss became nan in epoch 1 batch 1" for r in failed)
+    out = capsys.readouterr().out
+    assert "FAILED: loss became nan in epoch 1 batch 1" in out
+    assert f"failed {failed[0]['trial_id']}: loss became nan" in out
+    # TensorBoard holds the failure too
+    event_dir = tmp_path / "nan" / "tensorboard" / failed[0]["trial_id"] / "execution0"
+    assert b"loss became nan" in b"".join(p.read_bytes() for p in event_dir.glob("events*"))
+
+
+def test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monkeypatch):
+    import keras_tuner
+
+    from hypermodels import SearchSpace
+    from tuning.search import run_search
+
+    def fit(self, hp, model, *args, **kwargs):
+        raise keras_tuner.errors.FailedTrialError("always broken")
+
+    monkeypatch.setattr("hypermodels.resnet.ResNetHyperModel.fit", fit, raising=False)
+    config = _tiny_config(tmp_path, data_dir, "bad", space=SearchSpace(1, 1, (8,), "on", 0.01, 0.1))
+    with pytest.raises(ProjectError, match="search stopped: .*consecutive.*trials.csv"):
+        run_search(config)
+    rows = records.read_trials_csv(tmp_path / "bad" / "trials.csv")
+    assert [r["status"] for r in rows] == ["FAILED"] * 3
+
+
+def test_finalize_refuses_a_run_with_only_failures(data_dir, tmp_path, monkeypatch):
+    from tuning.finalize import finalize
+
+    test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monkeypatch)
+    with pytest.raises(ProjectError, match="no successfully completed trial"):
+        finalize(tmp_path / "bad")
+
+
+def test_same_seed_same_hyperparameters_and_deterministic_scores(data_dir, tmp_path):
+    from tuning.search import run_search
+
+    a = run_search(_tiny_config(tmp_path, data_dir, "a", deterministic=True))
+    b = run_search(_tiny_config(tmp_path, data_dir, "b", deterministic=True))
+    c = run_search(_tiny_config(tmp_path, data_dir, "c", deterministic=True, seed=1))
+    keys = ("trial_id", "blocks", "filters", "skip", "learning_rate")
+    assert [[r[k] for k in keys] for r in a] == [[r[k] for k in keys] for r in b]
+    assert [r["val_accuracy"] for r in a] == [r["val_accuracy"] for r in b]
+    assert [r["val_loss"] for r in a] == [r["val_loss"] for r in b]
+    assert [r["learning_rate"] for r in a] != [r["learning_rate"] for r in c]
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["definition"]["seed"] == 0 and run["definition"]["deterministic"] is True
+    assert {"tensorflow", "keras", "keras_tuner", "numpy"} <= set(run["versions"])
+
+
+def test_prune_checkpoints_keeps_what_continuations_need(search_run, tmp_path):
+    args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "p"]
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS, "--prune-checkpoints")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = tmp_path / "p"
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
+    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
+    assert "disk:" in proc.stdout and all(r["disk_mb"] > 0 for r in rows)
+    # pruning must not change the search itself
+    assert _hp_table(run_dir) == _hp_table(search_run[0])
+
+
+def test_checkpoints_needed_follows_hyperband_rounds():
+    from tuning.tuner import AtomicHyperbandOracle
+
+    oracle = AtomicHyperbandOracle("val_accuracy", max_epochs=9, factor=3)
+    # bracket 2: round 0 has 9 trials, round 1 (size 3) has selected 0000 only so far
+    oracle._brackets = [
+        {
+            "bracket_num": 2,
+            "rounds": [
+                [{"past_id": None, "id": f"{i:04d}"} for i in range(9)],
+                [{"past_id": "0000", "id": "0009"}],
+                [],
+            ],
+        }
+    ]
+    needed = oracle.checkpoints_needed()
+    assert needed == {f"{i:04d}" for i in range(1, 9)} | {"0009"}

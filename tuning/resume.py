@@ -1,0 +1,185 @@
+"""Crash safety: per-epoch resume checkpoints, a graceful Ctrl-C, and repairing a run.
+
+KerasTuner already re-runs a trial that was interrupted, but from its first epoch. Here
+every epoch leaves ``trial_<id>/resume-epoch<k>.keras`` (the model with its optimizer
+state, written atomically), so a rerun continues the interrupted trial from its last
+completed epoch: at most one epoch is lost.
+
+:func:`repair_run` runs before the tuner reloads a run: a trial whose ``trial.json`` is
+unreadable, or whose best checkpoint is damaged, is sent back to KerasTuner's retry queue
+(rebuilt from the hyperparameters we keep in ``history.json``) and the user is told.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from pathlib import Path
+
+import keras
+
+from tuning import records
+
+RESUME_PATTERN = re.compile(r"^resume-epoch(\d+)\.keras$")
+CHECKPOINT = "checkpoint.weights.h5"
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Raised after a Ctrl-C once the current epoch is saved; KerasTuner lets it through."""
+
+
+class GracefulStop:
+    """First Ctrl-C: finish and save the current epoch, then stop. Second: stop at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nCtrl-C: stopping after the current epoch is saved (press Ctrl-C again to stop now)",
+            flush=True,
+        )
+
+    def __enter__(self) -> GracefulStop:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: keep Python's default
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def resume_files(trial_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in Path(trial_dir).glob("resume-epoch*.keras"):
+        match = RESUME_PATTERN.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def clear_resume_files(trial_dir: Path) -> None:
+    for _, path in resume_files(trial_dir):
+        path.unlink(missing_ok=True)
+
+
+class ResumeCheckpoint(keras.callbacks.Callback):
+    """Saves model + optimizer after every epoch; stops after it if Ctrl-C was pressed."""
+
+    def __init__(self, trial_dir: Path, stop: GracefulStop | None = None) -> None:
+        super().__init__()
+        self.trial_dir = Path(trial_dir)
+        self.stop = stop
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1  # absolute number of epochs behind these weights
+        final = self.trial_dir / f"resume-epoch{done}.keras"
+        tmp = self.trial_dir / f".resume-epoch{done}.tmp.keras"
+        try:
+            self.model.save(tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for k, path in resume_files(self.trial_dir):
+            if k < done:
+                path.unlink(missing_ok=True)
+        if self.stop is not None and self.stop.requested:
+            raise SearchInterrupted(f"stopped after epoch {done}")
+
+
+def load_resume(trial_dir: Path, trial_id: str) -> tuple[keras.Model, int] | None:
+    """The newest loadable resume checkpoint: (model, epochs done), or None."""
+    for epoch, path in reversed(resume_files(trial_dir)):
+        try:
+            model = keras.models.load_model(path)
+        except Exception as exc:  # damaged file: say so, try an older one or start over
+            print(f"trial {trial_id}: resume checkpoint {path.name} is unreadable ({exc}); ")
+            path.unlink(missing_ok=True)
+            continue
+        return model, epoch
+    return None
+
+
+def _checkpoint_ok(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            fh.visit(lambda name: None)
+        return True
+    except Exception:
+        return False
+
+
+def repair_run(run_dir: Path) -> list[str]:
+    """Send damaged trials back for a re-run before KerasTuner reloads the run.
+
+    Returns one message per repaired trial (also printed). A trial is damaged when its
+    ``trial.json`` cannot be read, or when it completed but its best-epoch checkpoint
+    cannot be opened (a continuation trial would need it).
+    """
+    run_dir = Path(run_dir)
+    oracle_file = run_dir / "oracle.json"
+    if not oracle_file.is_file():
+        return []
+    try:
+        oracle_state = json.loads(oracle_file.read_text())
+    except ValueError as exc:
+        from tuning.errors import ProjectError
+
+        raise ProjectError(
+            f"{oracle_file} is unreadable ({exc}); the search cannot resume "
+            "(rerun with --overwrite to start again)"
+        ) from None
+    import keras_tuner
+    from keras_tuner.src.engine.trial import Trial
+
+    messages = []
+    for trial_dir in sorted(run_dir.glob("trial_*")):
+        trial_id = trial_dir.name[len("trial_") :]
+        trial_file = trial_dir / "trial.json"
+        reason = None
+        try:
+            state = json.loads(trial_file.read_text())
+            if state.get("status") == "COMPLETED" and not _checkpoint_ok(trial_dir / CHECKPOINT):
+                reason = "its best-epoch checkpoint is damaged"
+        except (OSError, ValueError):
+            reason = "its trial.json is unreadable"
+        if reason is None:
+            continue
+        try:
+            values = records.read_json(trial_dir / records.HISTORY_FILE)["values"]
+        except Exception:
+            from tuning.errors import ProjectError
+
+            raise ProjectError(
+                f"trial {trial_id} is damaged ({reason[4:]}) and its hyperparameters are lost; "
+                "rerun with --overwrite to start again"
+            ) from None
+        hp = keras_tuner.HyperParameters.from_config(oracle_state["hyperparameters"])
+        hp.values = values
+        trial = Trial(hp, trial_id=trial_id, status="RUNNING")
+        records.atomic_write_json(trial_file, trial.get_state())
+        (trial_dir / CHECKPOINT).unlink(missing_ok=True)
+        clear_resume_files(trial_dir)
+        (trial_dir / records.HISTORY_FILE).unlink(missing_ok=True)
+        records.atomic_write_json(
+            trial_dir / records.HISTORY_FILE, {"values": values, "epochs": []}
+        )
+        oracle_state["ongoing_trials"][f"repair-{trial_id}"] = trial_id
+        oracle_state["end_order"] = [t for t in oracle_state["end_order"] if t != trial_id]
+        message = f"trial {trial_id}: {reason}; it will be re-run"
+        print(message, flush=True)
+        messages.append(message)
+    if messages:
+        records.atomic_write_json(oracle_file, oracle_state)
+    return messages

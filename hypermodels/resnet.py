@@ -16,12 +16,15 @@ from __future__ import annotations
 import keras
 import keras_tuner
 import numpy as np
+import tensorflow as tf
 from keras import layers
 
 from hypermodels import _leakfix
 from hypermodels.space import SearchSpace
 
 _leakfix.install()  # flat memory across many models in one process (see _leakfix)
+# Each trial or training is a new model, so TensorFlow's retracing warnings say nothing here.
+tf.get_logger().setLevel("ERROR")
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10

@@ -109,6 +109,38 @@ def choose(run_dir: Path, trial: str | None, hyperparameters: str | None) -> tup
     }
 
 
+def run_settings(
+    run_dir: Path,
+    seed: int | None = None,
+    subset: int | None = None,
+    batch_size: int | None = None,
+    momentum: float | None = None,
+    data_dir: str | None = None,
+) -> dict:
+    """The search's seed, subset, batch size, momentum and data, unless overridden.
+
+    The same seed gives the same train/valid split, so retraining sees the search's data.
+    """
+    run_file = Path(run_dir) / "run.json"
+    run = records.read_json(run_file) if run_file.is_file() else {}
+    definition = run.get("definition", {})
+    settings = {
+        "seed": definition.get("seed", DEFAULT_SEED) if seed is None else seed,
+        "subset": definition.get("subset") if subset is None else subset,
+        "batch_size": definition.get("batch_size", DEFAULT_BATCH_SIZE)
+        if batch_size is None
+        else batch_size,
+        "momentum": definition.get("momentum", DEFAULT_MOMENTUM) if momentum is None else momentum,
+        "nesterov": bool(definition.get("nesterov", False)),
+        "data_dir": data_dir,
+    }
+    check_training_args(settings["batch_size"], settings["momentum"], settings["seed"])
+    if data_dir is None and run.get("data", {}).get("kind") == "dir":
+        recorded = run["data"]["path"]
+        settings["data_dir"] = recorded if Path(recorded).is_dir() else None
+    return settings
+
+
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
     """One pass over the test set: accuracy, loss, per-class accuracy, confusion matrix."""
     from tuning.data import CLASS_NAMES, NUM_CLASSES
@@ -199,21 +231,9 @@ def finalize(
         raise UsageError(f"--epochs must be at least 1, not {epochs}")
     hp, chosen = choose(run_dir, trial, hyperparameters)
 
-    # Settings the search used, unless overridden: the same seed gives the same split.
-    run_file = run_dir / "run.json"
-    run = records.read_json(run_file) if run_file.is_file() else {}
-    definition = run.get("definition", {})
-    seed = definition.get("seed", DEFAULT_SEED) if seed is None else seed
-    subset = definition.get("subset") if subset is None else subset
-    batch_size = (
-        definition.get("batch_size", DEFAULT_BATCH_SIZE) if batch_size is None else batch_size
-    )
-    momentum = definition.get("momentum", DEFAULT_MOMENTUM) if momentum is None else momentum
-    nesterov = bool(definition.get("nesterov", False))
-    check_training_args(batch_size, momentum, seed)
-    if data_dir is None and run.get("data", {}).get("kind") == "dir":
-        recorded = run["data"]["path"]
-        data_dir = recorded if Path(recorded).is_dir() else None
+    settings = run_settings(run_dir, seed, subset, batch_size, momentum, data_dir)
+    seed, subset, batch_size = settings["seed"], settings["subset"], settings["batch_size"]
+    momentum, nesterov, data_dir = settings["momentum"], settings["nesterov"], settings["data_dir"]
     if epochs is None:
         if chosen.get("lineage_epochs") is None:
             raise UsageError("--epochs is required with --hyperparameters")

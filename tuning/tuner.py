@@ -26,7 +26,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner
-import tensorflow as tf
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.tuners.hyperband import HyperbandOracle
@@ -44,8 +43,6 @@ from tuning.resume import (
 # A Hyperband continuation loads its parent's weights into a fresh optimizer, as
 # KerasTuner intends; Keras warns about the optimizer variables it skips.
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-# Every trial is a new model, so tf.function retracing warnings say nothing useful here.
-tf.get_logger().setLevel("ERROR")
 
 FINISHED = {
     trial_module.TrialStatus.COMPLETED,

@@ -56,18 +56,28 @@ def build_resnet(
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
     nesterov: bool = False,
+    precision: str | None = None,
 ) -> keras.Model:
     """Build and compile the network. It takes raw pixel values (uint8 or float, 0..255).
 
     ``mean``/``variance`` are the per-pixel statistics of the training split; they become
     a Normalization layer, so the saved model carries its own preprocessing.
+    ``precision`` is a Keras dtype policy ("float32", "mixed_bfloat16", ...); it is set
+    here because ``keras.backend.clear_session()`` (which KerasTuner calls before every
+    trial) resets the global policy.
     """
+    if precision is not None:
+        keras.mixed_precision.set_global_policy(precision)
     if mean is None:
         mean = np.zeros(IMAGE_SHAPE, np.float32)
     if variance is None:
         variance = np.ones(IMAGE_SHAPE, np.float32)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
-    x = layers.Normalization(axis=(1, 2), mean=mean, variance=variance, name="standardize")(inputs)
+    # Standardization stays float32 under mixed precision: |z| reaches ~185 on near-constant
+    # border pixels, more than bfloat16's 8-bit mantissa should be trusted with.
+    x = layers.Normalization(
+        axis=(1, 2), mean=mean, variance=variance, dtype="float32", name="standardize"
+    )(inputs)
     x = layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(x)
     # The stem has the blocks' width so that the identity shortcut needs no projection.
     x = layers.Conv2D(
@@ -131,8 +141,10 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         variance: np.ndarray | None = None,
         momentum: float = 0.0,
         nesterov: bool = False,
+        precision: str | None = None,
     ) -> None:
         super().__init__(name="resnet")
+        self.precision = precision
         self.space = space or SearchSpace()
         self.mean = mean
         self.variance = variance
@@ -145,6 +157,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             **values,
             momentum=self.momentum,
             nesterov=self.nesterov,
+            precision=self.precision,
             mean=self.mean,
             variance=self.variance,
         )

@@ -124,6 +124,8 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     assert report["train_on"] == "train+valid"
     assert report["sizes"] == {"train": 375, "valid": 0, "test": 10000}
     assert report["seed"] == 7
+    run = json.loads((run_dir / "run.json").read_text())
+    assert report["precision"] == run["definition"]["precision"]  # the search's precision
     assert len(report["per_class_accuracy"]) == 10
     matrix = report["confusion_matrix"]
     assert [sum(row) for row in matrix] == [1000] * 10

@@ -131,3 +131,33 @@ def test_training_many_models_registers_no_gradient_functions():
         keras.backend.clear_session()
         build_resnet(blocks=1, filters=4).fit(x, y, batch_size=32, epochs=1, verbose=0)
     assert custom_gradients() == before
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_precision_policy_survives_clear_session(policy):
+    import keras
+
+    keras.backend.clear_session()  # KerasTuner does this before every trial
+    model = build_resnet(blocks=1, filters=8, precision=policy)
+    compute = "float32" if policy == "float32" else "bfloat16"
+    assert model.get_layer("block1_conv1").compute_dtype == compute
+    assert model.get_layer("block1_conv1").kernel.dtype == "float32"  # weights stay float32
+    assert model.get_layer("standardize").compute_dtype == "float32"
+    assert model.get_layer("probs").compute_dtype == "float32"
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from tuning import precision
+    from tuning.errors import UsageError
+
+    monkeypatch.setattr(precision, "gpu_has_tensor_cores", lambda: False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert precision.resolve("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    assert precision.resolve("auto") == "float32"
+    monkeypatch.setattr(precision, "gpu_has_tensor_cores", lambda: True)
+    assert precision.resolve("auto") == "mixed_float16"
+    assert precision.resolve("float32") == "float32"
+    with pytest.raises(UsageError):
+        precision.resolve("int8")

@@ -44,3 +44,15 @@ def test_plan_matches_keras_tuner_oracle(max_epochs, factor):
 def test_plan_text_names_totals():
     text = hyperband_plan(3, 3).format(train_images=100)
     assert "total: 6 trials, 11 epochs of training (1,100 image passes)" in text
+
+
+def test_flops_model_by_hand():
+    from hypermodels import SearchSpace
+    from tuning.cost import forward_flops, mean_training_flops
+
+    # lab network: stem 28*28*64*9 + 2 blocks * 2 convs * 14*14*64*64*9 + 7*7*64*256 + 2560 MACs
+    macs = 28 * 28 * 64 * 9 + 2 * 2 * 14 * 14 * 64 * 64 * 9 + 7 * 7 * 64 * 256 + 2560
+    assert forward_flops(2, 64) == 2 * macs
+    space = SearchSpace(blocks_min=1, blocks_max=2, filters=(16, 32))
+    grid = [forward_flops(b, f) for b in (1, 2) for f in (16, 32)]
+    assert mean_training_flops(space) == pytest.approx(3 * sum(grid) / 4)

@@ -200,6 +200,9 @@ def test_same_seed_same_hyperparameters_and_deterministic_scores(data_dir, tmp_p
     assert [r["learning_rate"] for r in a] != [r["learning_rate"] for r in c]
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["definition"]["seed"] == 0 and run["definition"]["deterministic"] is True
+    from tuning.precision import resolve
+
+    assert run["definition"]["precision"] == resolve("auto")  # recorded resolved, not "auto"
     assert {"tensorflow", "keras", "keras_tuner", "numpy"} <= set(run["versions"])
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuning import records
-from tuning.config import add_data_args, versions
+from tuning.config import add_data_args, add_precision_arg, versions
 from tuning.errors import ArgumentParser, UsageError, run_cli
 from tuning.finalize import choose, run_settings
 
@@ -117,6 +117,7 @@ def train_one(splits, hp: dict, blocks: int, skip: bool, seed: int, settings: di
         learning_rate=hp["learning_rate"],
         momentum=settings["momentum"],
         nesterov=settings["nesterov"],
+        precision=settings["precision"],
         mean=splits.mean,
         variance=splits.variance,
     )
@@ -163,6 +164,7 @@ def run_ablation(
     subset: int | None = None,
     batch_size: int | None = None,
     momentum: float | None = None,
+    precision: str | None = None,
     overwrite: bool = False,
     verbose: int = 0,
 ) -> list[dict]:
@@ -178,7 +180,7 @@ def run_ablation(
         if chosen.get("lineage_epochs") is None:
             raise UsageError("--epochs is required with --hyperparameters")
         epochs = int(chosen["lineage_epochs"])
-    settings = run_settings(run_dir, None, subset, batch_size, momentum, data_dir)
+    settings = run_settings(run_dir, None, subset, batch_size, momentum, data_dir, precision)
 
     from tuning.data import load_splits
 
@@ -192,6 +194,7 @@ def run_ablation(
         "batch_size": settings["batch_size"],
         "momentum": settings["momentum"],
         "nesterov": settings["nesterov"],
+        "precision": settings["precision"],
         "split_seed": settings["seed"],
         "subset": settings["subset"],
         "data_sha256": splits.source.sha256,
@@ -220,7 +223,7 @@ def run_ablation(
         "sizes": splits.sizes(),
         "data": splits.source.to_dict(),
         "versions": versions(),
-        "precision": "float32",
+        "precision": settings["precision"],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }
@@ -286,6 +289,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--subset", type=int, help="default: the search's subset")
     p.add_argument("--batch-size", type=int, help="default: the search's")
     p.add_argument("--momentum", type=float, help="default: the search's")
+    add_precision_arg(p, default=None)
     p.add_argument(
         "--overwrite", action="store_true", help="replace an ablation with other settings"
     )
@@ -306,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         subset=a.subset,
         batch_size=a.batch_size,
         momentum=a.momentum,
+        precision=a.precision,
         overwrite=a.overwrite,
         verbose=a.verbose,
     )

@@ -38,6 +38,7 @@ class SearchConfig:
     nesterov: bool = False
     seed: int = DEFAULT_SEED
     subset: int | None = None
+    precision: str = "auto"
     deterministic: bool = False
     max_consecutive_failures: int = 3
     prune_checkpoints: bool = False
@@ -70,9 +71,10 @@ class SearchConfig:
     def run_dir(self) -> Path:
         return Path(self.directory) / self.project_name
 
-    def definition(self, data_sha256: dict[str, str]) -> dict:
+    def definition(self, data_sha256: dict[str, str], policy: str) -> dict:
         """What makes two runs the same experiment (not where they write, nor verbosity)."""
         return {
+            "precision": policy,
             "space": self.space.to_dict(),
             "max_epochs": self.max_epochs,
             "factor": self.factor,
@@ -113,6 +115,18 @@ def versions() -> dict[str, str]:
         "scikit_learn": sklearn.__version__,
         "machine": f"{platform.system()} {platform.machine()}",
     }
+
+
+def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    from tuning.precision import CHOICES
+
+    parser.add_argument(
+        "--precision",
+        choices=CHOICES,
+        default=default,
+        help="auto: bfloat16 mixed precision on CPUs with AVX512-BF16/AMX, float16 on GPUs "
+        "with tensor cores, else float32" + (" (default: the search's)" if default is None else ""),
+    )
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:

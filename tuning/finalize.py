@@ -32,10 +32,12 @@ from tuning.config import (
     DEFAULT_SEED,
     VALID_FRACTION,
     add_data_args,
+    add_precision_arg,
     check_training_args,
     versions,
 )
 from tuning.errors import ArgumentParser, ProjectError, UsageError, run_cli
+from tuning.precision import resolve as resolve_precision
 
 TRAIN_ON = ("train+valid", "train")
 MAX_BLOCKS = 64
@@ -116,8 +118,9 @@ def run_settings(
     batch_size: int | None = None,
     momentum: float | None = None,
     data_dir: str | None = None,
+    precision: str | None = None,
 ) -> dict:
-    """The search's seed, subset, batch size, momentum and data, unless overridden.
+    """The search's seed, subset, batch size, momentum, precision and data, unless overridden.
 
     The same seed gives the same train/valid split, so retraining sees the search's data.
     """
@@ -133,6 +136,9 @@ def run_settings(
         "momentum": definition.get("momentum", DEFAULT_MOMENTUM) if momentum is None else momentum,
         "nesterov": bool(definition.get("nesterov", False)),
         "data_dir": data_dir,
+        "precision": resolve_precision(
+            definition.get("precision", "auto") if precision is None else precision
+        ),
     }
     check_training_args(settings["batch_size"], settings["momentum"], settings["seed"])
     if data_dir is None and run.get("data", {}).get("kind") == "dir":
@@ -181,6 +187,7 @@ def render_markdown(report: dict) -> str:
         f"| momentum | {report['momentum']} |",
         f"| epochs | {report['epochs']} ({report['epochs_source']}) |",
         f"| batch size | {report['batch_size']} |",
+        f"| precision | {report['precision']} |",
         f"| trained on | {report['train_on']} ({report['sizes']['train']:,} images) |",
         f"| seed | {report['seed']} |",
         f"| chosen from | {chosen.get('trial_id', chosen['source'])} |",
@@ -219,6 +226,7 @@ def finalize(
     subset: int | None = None,
     batch_size: int | None = None,
     momentum: float | None = None,
+    precision: str | None = None,
     overwrite: bool = False,
     verbose: int = 2,
 ) -> dict:
@@ -231,7 +239,7 @@ def finalize(
         raise UsageError(f"--epochs must be at least 1, not {epochs}")
     hp, chosen = choose(run_dir, trial, hyperparameters)
 
-    settings = run_settings(run_dir, seed, subset, batch_size, momentum, data_dir)
+    settings = run_settings(run_dir, seed, subset, batch_size, momentum, data_dir, precision)
     seed, subset, batch_size = settings["seed"], settings["subset"], settings["batch_size"]
     momentum, nesterov, data_dir = settings["momentum"], settings["nesterov"], settings["data_dir"]
     if epochs is None:
@@ -270,10 +278,18 @@ def finalize(
     from hypermodels import build_resnet
 
     keras.utils.set_random_seed(seed)
-    model = build_resnet(**hp, momentum=momentum, nesterov=nesterov, mean=mean, variance=variance)
+    model = build_resnet(
+        **hp,
+        momentum=momentum,
+        nesterov=nesterov,
+        mean=mean,
+        variance=variance,
+        precision=settings["precision"],
+    )
     print(
         f"finalize: {hp} for {epochs} epochs ({epochs_source}) on {train_on} "
-        f"({len(y_fit):,} images), batch {batch_size}, momentum {momentum}, seed {seed}",
+        f"({len(y_fit):,} images), batch {batch_size}, momentum {momentum}, seed {seed}, "
+        f"precision {settings['precision']}",
         flush=True,
     )
     t0 = time.perf_counter()
@@ -303,6 +319,7 @@ def finalize(
         "epochs": epochs,
         "epochs_source": epochs_source,
         "batch_size": batch_size,
+        "precision": settings["precision"],
         "seed": seed,
         "subset": subset,
         "train_on": train_on,
@@ -367,6 +384,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--subset", type=int, help="default: the search's subset")
     p.add_argument("--batch-size", type=int, help="default: the search's")
     p.add_argument("--momentum", type=float, help="default: the search's")
+    add_precision_arg(p, default=None)
     p.add_argument("--overwrite", action="store_true", help="replace an existing final/")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     return p
@@ -385,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         subset=a.subset,
         batch_size=a.batch_size,
         momentum=a.momentum,
+        precision=a.precision,
         overwrite=a.overwrite,
         verbose=a.verbose,
     )

@@ -27,11 +27,14 @@ from tuning.config import (
     VALID_FRACTION,
     SearchConfig,
     add_data_args,
+    add_precision_arg,
     space_from_args,
     versions,
 )
+from tuning.cost import calibrate, estimate_seconds, format_duration
 from tuning.errors import ArgumentParser, ProjectError, UsageError, run_cli
 from tuning.plan import hyperband_plan
+from tuning.precision import resolve as resolve_precision
 
 RUN_FILE = "run.json"
 
@@ -166,14 +169,15 @@ def run_search(config: SearchConfig) -> list[dict]:
     from tuning.data import load_splits
 
     run_dir = config.run_dir
+    policy = resolve_precision(config.precision)
     splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
-    definition = config.definition(splits.source.sha256)
+    definition = config.definition(splits.source.sha256, policy)
     state = prepare_run_dir(run_dir, definition, config.overwrite)
 
     plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
     sizes = splits.sizes()
     print(f"data: {splits.source.describe()}; train {sizes['train']}, valid {sizes['valid']}")
-    print(f"run directory: {run_dir} ({state})")
+    print(f"run directory: {run_dir} ({state}); precision {policy} ({config.precision})")
     print(
         f"Hyperband plan (max_epochs={config.max_epochs}, factor={config.factor}, "
         f"iterations={config.hyperband_iterations}):"
@@ -211,13 +215,20 @@ def run_search(config: SearchConfig) -> list[dict]:
         repair_run(run_dir)
 
     hypermodel = ResNetHyperModel(
-        config.space, splits.mean, splits.variance, config.momentum, config.nesterov
+        config.space, splits.mean, splits.variance, config.momentum, config.nesterov, policy
     )
     try:
         params = build_check(hypermodel, config.space)
     except Exception as exc:
         raise ProjectError(f"the build check failed: {type(exc).__name__}: {exc}") from None
     print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
+    rate = calibrate(config.space, config.batch_size, policy)
+    estimate = estimate_seconds(config.space, plan.epochs, sizes["train"], sizes["valid"], rate)
+    print(
+        f"estimated wall time: about {format_duration(estimate)} for the whole plan on this "
+        f"machine ({rate / 1e9:.1f} GFLOP/s measured; rough, within a factor of ~2)",
+        flush=True,
+    )
 
     tensorboard_dir = run_dir / "tensorboard"
     write_hparams_config(tensorboard_dir, config)
@@ -233,6 +244,7 @@ def run_search(config: SearchConfig) -> list[dict]:
         project_name=config.project_name,
         overwrite=False,
         planned_trials=plan.trials,
+        planned_epochs=plan.epochs,
         prune_checkpoints=config.prune_checkpoints,
     )
     finished_before = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
@@ -295,6 +307,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="(%(default)s)")
     p.add_argument("--subset", type=int, help="keep N stratified training images (quick runs)")
+    add_precision_arg(p)
     p.add_argument(
         "--deterministic",
         action="store_true",
@@ -339,6 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nesterov=args.nesterov,
         seed=args.seed,
         subset=args.subset,
+        precision=args.precision,
         deterministic=args.deterministic,
         max_consecutive_failures=args.max_consecutive_failures,
         prune_checkpoints=args.prune_checkpoints,

@@ -154,11 +154,14 @@ class ResNetHyperband(keras_tuner.Hyperband):
         seed: int = 0,
         max_consecutive_failed_trials: int = 3,
         planned_trials: int | None = None,
+        planned_epochs: int | None = None,
         prune_checkpoints: bool = False,
         **kwargs,
     ):
         self.run_seed = seed
         self.planned_trials = planned_trials
+        self.planned_epochs = planned_epochs
+        self._epochs_at_start: int | None = None
         self.prune_checkpoints = prune_checkpoints
         self.stop = GracefulStop()
         self._started: dict[str, float] = {}
@@ -196,6 +199,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         # verbosity (per-epoch lines) is still the user's --verbose.
         self.oracle.verbose = 0
         self._search_started = time.perf_counter()
+        self._epochs_at_start = sum(r["epochs_trained"] for r in self.trial_rows())
 
     def on_trial_begin(self, trial):
         if self.stop.requested:
@@ -387,7 +391,15 @@ class ResNetHyperband(keras_tuner.Hyperband):
         best = records.best_row(rows)
         if best is not None:
             text += f"; best so far {best['val_accuracy']:.4f} (trial {best['trial_id']})"
-        return text + f"; elapsed {elapsed:.1f} min"
+        text += f"; elapsed {elapsed:.1f} min"
+        done = sum(r["epochs_trained"] for r in rows)
+        new = done - (self._epochs_at_start or 0)
+        if self.planned_epochs and new > 0 and done < self.planned_epochs:
+            from tuning.cost import format_duration
+
+            eta = elapsed * 60 / new * (self.planned_epochs - done)
+            text += f"; {done}/{self.planned_epochs} epochs, ETA {format_duration(eta)}"
+        return text
 
 
 def _read_history(path: Path) -> dict:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuning import records
-from tuning.config import add_data_args, add_precision_arg, versions
+from tuning.config import add_data_args, add_retraining_args, versions
 from tuning.errors import ArgumentParser, UsageError, run_cli
 from tuning.finalize import choose, run_settings
 
@@ -286,10 +286,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seeds", type=int, default=5, help="seeds per arm (%(default)s)")
     p.add_argument("--epochs", type=int, help="default: the best trial's lineage epochs")
     add_data_args(p)
-    p.add_argument("--subset", type=int, help="default: the search's subset")
-    p.add_argument("--batch-size", type=int, help="default: the search's")
-    p.add_argument("--momentum", type=float, help="default: the search's")
-    add_precision_arg(p, default=None)
+    add_retraining_args(p)
     p.add_argument(
         "--overwrite", action="store_true", help="replace an ablation with other settings"
     )
@@ -298,22 +295,8 @@ def build_parser() -> ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    run_ablation(
-        a.run_dir,
-        trial=a.trial,
-        hyperparameters=a.hyperparameters,
-        blocks=a.blocks,
-        seeds=a.seeds,
-        epochs=a.epochs,
-        data_dir=a.data_dir,
-        subset=a.subset,
-        batch_size=a.batch_size,
-        momentum=a.momentum,
-        precision=a.precision,
-        overwrite=a.overwrite,
-        verbose=a.verbose,
-    )
+    args = vars(build_parser().parse_args(argv))
+    run_ablation(args.pop("run_dir"), **args)  # flag names match the keyword arguments
     return 0
 
 

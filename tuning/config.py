@@ -129,6 +129,14 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "au
     )
 
 
+def add_retraining_args(parser: argparse.ArgumentParser) -> None:
+    """Settings a retraining takes from the search run unless given (finalize, ablate)."""
+    parser.add_argument("--subset", type=int, help="default: the search's subset")
+    parser.add_argument("--batch-size", type=int, help="default: the search's")
+    parser.add_argument("--momentum", type=float, help="default: the search's")
+    add_precision_arg(parser, default=None)
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",

@@ -32,7 +32,7 @@ from tuning.config import (
     DEFAULT_SEED,
     VALID_FRACTION,
     add_data_args,
-    add_precision_arg,
+    add_retraining_args,
     check_training_args,
     versions,
 )
@@ -381,32 +381,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")
-    p.add_argument("--subset", type=int, help="default: the search's subset")
-    p.add_argument("--batch-size", type=int, help="default: the search's")
-    p.add_argument("--momentum", type=float, help="default: the search's")
-    add_precision_arg(p, default=None)
+    add_retraining_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing final/")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    finalize(
-        a.run_dir,
-        trial=a.trial,
-        hyperparameters=a.hyperparameters,
-        epochs=a.epochs,
-        train_on=a.train_on,
-        data_dir=a.data_dir,
-        seed=a.seed,
-        subset=a.subset,
-        batch_size=a.batch_size,
-        momentum=a.momentum,
-        precision=a.precision,
-        overwrite=a.overwrite,
-        verbose=a.verbose,
-    )
+    args = vars(build_parser().parse_args(argv))
+    finalize(args.pop("run_dir"), **args)  # flag names match the keyword arguments
     return 0
 
 

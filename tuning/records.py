@@ -19,26 +19,31 @@ from typing import Any
 from tuning.errors import ProjectError
 
 HP_NAMES = ("blocks", "filters", "skip", "learning_rate")
-TRIAL_FIELDS = (
-    "trial_id",
-    "status",
-    *HP_NAMES,
-    "bracket",
-    "round",
-    "parent_trial_id",
-    "initial_epoch",
-    "target_epochs",
-    "epochs_trained",
-    "best_epoch",
-    "lineage_epochs",
-    "val_accuracy",
-    "val_loss",
-    "accuracy",
-    "loss",
-    "seconds",
-    "disk_mb",
-    "message",
-)
+# trials.csv columns, in order, with the type each cell is read back as.
+FIELD_TYPES: dict[str, type] = {
+    "trial_id": str,
+    "status": str,
+    "blocks": int,
+    "filters": int,
+    "skip": bool,
+    "learning_rate": float,
+    "bracket": int,
+    "round": int,
+    "parent_trial_id": str,
+    "initial_epoch": int,
+    "target_epochs": int,
+    "epochs_trained": int,
+    "best_epoch": int,
+    "lineage_epochs": int,
+    "val_accuracy": float,
+    "val_loss": float,
+    "accuracy": float,
+    "loss": float,
+    "seconds": float,
+    "disk_mb": float,
+    "message": str,
+}
+TRIAL_FIELDS = tuple(FIELD_TYPES)
 HISTORY_FILE = "history.json"
 
 
@@ -100,31 +105,10 @@ def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:
 def _parse_cell(name: str, text: str) -> Any:
     if text == "":
         return None
-    if name == "skip":
+    kind = FIELD_TYPES.get(name, str)
+    if kind is bool:
         return text == "True"
-    if name in (
-        "blocks",
-        "filters",
-        "bracket",
-        "round",
-        "initial_epoch",
-        "target_epochs",
-        "epochs_trained",
-        "best_epoch",
-        "lineage_epochs",
-    ):
-        return int(text)
-    if name in (
-        "learning_rate",
-        "val_accuracy",
-        "val_loss",
-        "accuracy",
-        "loss",
-        "seconds",
-        "disk_mb",
-    ):
-        return float(text)
-    return text
+    return kind(text)
 
 
 def read_trials_csv(path: str | os.PathLike) -> list[dict]:

@@ -117,7 +117,9 @@ def plot_loss_curves(histories: list[dict], path: Path) -> Path:
         ax.set_title(f"{blocks} block{'s' if blocks != 1 else ''} (mean over seeds)")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
+        # Early validation losses of deep networks can be 1e6x the final ones: log scale.
+        ax.set_yscale("log")
+        ax.set_ylabel("loss (log scale)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()

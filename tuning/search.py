@@ -77,6 +77,7 @@ def prepare_run_dir(run_dir: Path, definition: dict, overwrite: bool) -> str:
             old = records.read_json(run_file).get("definition", {})
             diffs = _differences(old, definition)
             if not diffs:
+                _check_writable(run_dir)
                 return "resume"
             if not overwrite:
                 raise UsageError(

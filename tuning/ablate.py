@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import shlex
 import shutil
 import sys
 import time
@@ -28,20 +29,21 @@ from tuning.errors import ArgumentParser, UsageError, run_cli
 from tuning.finalize import choose, run_settings
 
 ABLATION_DIR = "ablation"
-RUN_FIELDS = (
-    "blocks",
-    "skip",
-    "seed",
-    "status",
-    "params",
-    "epochs",
-    "val_accuracy",
-    "val_loss",
-    "best_val_accuracy",
-    "train_loss",
-    "train_accuracy",
-    "seconds",
-)
+# ablation/runs.csv columns, in order, with the type each cell is read back as.
+RUN_FIELD_TYPES: dict[str, type] = {
+    "blocks": int,
+    "skip": bool,
+    "seed": int,
+    "status": str,
+    "params": int,
+    "epochs": int,
+    "val_accuracy": float,
+    "val_loss": float,
+    "best_val_accuracy": float,
+    "train_loss": float,
+    "train_accuracy": float,
+    "seconds": float,
+}
 
 
 def arm_name(skip: bool) -> str:
@@ -56,38 +58,17 @@ def read_runs(out: Path) -> list[dict]:
     path = out / "runs.csv"
     if not path.is_file():
         return []
-    import csv
-
-    rows = []
-    with open(path, encoding="utf-8", newline="") as fh:
-        for row in csv.DictReader(fh):
-            rows.append(
-                {
-                    "blocks": int(row["blocks"]),
-                    "skip": row["skip"] == "True",
-                    "seed": int(row["seed"]),
-                    "status": row["status"],
-                    "params": int(row["params"]),
-                    "epochs": int(row["epochs"]),
-                    **{
-                        k: float(row[k]) if row[k] not in ("", "nan") else math.nan
-                        for k in RUN_FIELDS[6:]
-                    },
-                }
-            )
+    rows = records.read_csv(path, RUN_FIELD_TYPES)
+    for row in rows:  # a diverged run's non-finite metrics were written as empty cells
+        for k, kind in RUN_FIELD_TYPES.items():
+            if kind is float and row[k] is None:
+                row[k] = math.nan
     return rows
 
 
 def write_runs(out: Path, rows: list[dict]) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RUN_FIELDS)
-    writer.writeheader()
-    for row in sorted(rows, key=lambda r: (r["blocks"], r["seed"], not r["skip"])):
-        writer.writerow({k: row[k] for k in RUN_FIELDS})
-    records.atomic_write_text(out / "runs.csv", buf.getvalue())
+    ordered = sorted(rows, key=lambda r: (r["blocks"], r["seed"], not r["skip"]))
+    records.write_csv(out / "runs.csv", RUN_FIELD_TYPES, ordered)
 
 
 def parse_blocks(text: str) -> list[int]:
@@ -225,7 +206,7 @@ def run_ablation(
         "versions": versions(),
         "precision": settings["precision"],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": shlex.join(sys.argv),
     }
     if meta_path.is_file():  # keep every depth and seed trained so far
         old = records.read_json(meta_path)

@@ -93,29 +93,41 @@ def _fmt(value: Any) -> Any:
     return "" if value is None else value
 
 
-def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+def write_csv(path: str | os.PathLike, field_types: dict[str, type], rows: list[dict]) -> None:
+    """Write rows with the columns of field_types, atomically (NaN and None as empty)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=TRIAL_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=list(field_types), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row.get(k)) for k in TRIAL_FIELDS})
+        writer.writerow({k: _fmt(row.get(k)) for k in field_types})
     atomic_write_text(path, buf.getvalue())
 
 
-def _parse_cell(name: str, text: str) -> Any:
+def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:
+    write_csv(path, FIELD_TYPES, rows)
+
+
+def _parse_cell(text: str, kind: type) -> Any:
     if text == "":
         return None
-    kind = FIELD_TYPES.get(name, str)
     if kind is bool:
         return text == "True"
     return kind(text)
 
 
+def read_csv(path: str | os.PathLike, field_types: dict[str, type]) -> list[dict]:
+    """Read rows written by write_csv back with their types (empty cells are None)."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [
+            {k: _parse_cell(v, field_types.get(k, str)) for k, v in row.items()}
+            for row in csv.DictReader(fh)
+        ]
+
+
 def read_trials_csv(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            return [{k: _parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return read_csv(path, FIELD_TYPES)
     except FileNotFoundError:
         raise ProjectError(f"{path} does not exist: is this a search run directory?") from None
     except (OSError, ValueError, csv.Error) as exc:

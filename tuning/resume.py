@@ -102,7 +102,11 @@ def load_resume(trial_dir: Path, trial_id: str) -> tuple[keras.Model, int] | Non
         try:
             model = keras.models.load_model(path)
         except Exception as exc:  # damaged file: say so, try an older one or start over
-            print(f"trial {trial_id}: resume checkpoint {path.name} is unreadable ({exc}); ")
+            print(
+                f"trial {trial_id}: resume checkpoint {path.name} is unreadable ({exc}); "
+                "trying an older one, else re-running the trial from its start",
+                flush=True,
+            )
             path.unlink(missing_ok=True)
             continue
         return model, epoch

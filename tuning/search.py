@@ -51,9 +51,6 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def _check_writable(directory: Path) -> None:
-    probe_dir = directory
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
         records.atomic_write_text(directory / ".write-check", "ok\n")

@@ -1,7 +1,8 @@
 """The lab's ResNet, built with the functional API, and its KerasTuner HyperModel.
 
 Architecture (the "ResNet by hand" lab):
-    raw 28x28 image -> per-pixel standardization (inside the model)
+    raw 28x28 image -> [optional augmentation, training only]
+    -> per-pixel standardization (inside the model)
     -> Conv2D(filters, 3, relu, he_normal) -> MaxPool(2)
     -> N x [conv -> BN -> ReLU -> conv -> BN -> (+ block input) -> ReLU]
     -> MaxPool(2) -> Flatten -> Dense(256, relu, he_normal) -> Dense(10, softmax)
@@ -20,6 +21,7 @@ import tensorflow as tf
 from keras import layers
 
 from hypermodels import _leakfix
+from hypermodels.recipe import augmentation, compile_model
 from hypermodels.space import SearchSpace
 
 _leakfix.install()  # flat memory across many models in one process (see _leakfix)
@@ -51,12 +53,15 @@ def build_resnet(
     blocks: int = 2,
     filters: int = 64,
     skip: bool = True,
-    learning_rate: float = 1e-3,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
     momentum: float = 0.0,
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
     nesterov: bool = False,
     precision: str | None = None,
+    weight_decay: float = 0.0,
+    label_smoothing: float = 0.0,
+    augment: tuple[str, ...] | list[str] = (),
 ) -> keras.Model:
     """Build and compile the network. It takes raw pixel values (uint8 or float, 0..255).
 
@@ -64,7 +69,9 @@ def build_resnet(
     a Normalization layer, so the saved model carries its own preprocessing.
     ``precision`` is a Keras dtype policy ("float32", "mixed_bfloat16", ...); it is set
     here because ``keras.backend.clear_session()`` (which KerasTuner calls before every
-    trial) resets the global policy.
+    trial) resets the global policy. ``augment`` names label-preserving random
+    transformations ("flip", "translate", "erase") applied to training batches only;
+    ``learning_rate`` may be a schedule (the finalizer's warm-up + cosine decay).
     """
     if precision is not None:
         keras.mixed_precision.set_global_policy(precision)
@@ -73,12 +80,18 @@ def build_resnet(
     if variance is None:
         variance = np.ones(IMAGE_SHAPE, np.float32)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
+    x = layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(inputs)
+    # Augmentation works on raw pixels (so a shifted-in border is black, like the real
+    # background) and is the identity at inference; it runs inside the model, on the
+    # same threads as training, so it needs no input pipeline.
+    augment_stage = augmentation(augment)
+    if augment_stage is not None:
+        x = augment_stage(x)
     # Standardization stays float32 under mixed precision: |z| reaches ~185 on near-constant
     # border pixels, more than bfloat16's 8-bit mantissa should be trusted with.
     x = layers.Normalization(
         axis=(1, 2), mean=mean, variance=variance, dtype="float32", name="standardize"
-    )(inputs)
-    x = layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(x)
+    )(x)
     # The stem has the blocks' width so that the identity shortcut needs no projection.
     x = layers.Conv2D(
         filters, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="stem"
@@ -94,12 +107,13 @@ def build_resnet(
     model = keras.Model(
         inputs, outputs, name=f"resnet_b{blocks}_f{filters}_{'skip' if skip else 'plain'}"
     )
-    model.compile(
-        optimizer=keras.optimizers.SGD(
-            learning_rate=learning_rate, momentum=momentum, nesterov=nesterov
-        ),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+    compile_model(
+        model,
+        learning_rate,
+        momentum=momentum,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
     )
     return model
 
@@ -142,6 +156,9 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         momentum: float = 0.0,
         nesterov: bool = False,
         precision: str | None = None,
+        weight_decay: float = 0.0,
+        label_smoothing: float = 0.0,
+        augment: tuple[str, ...] | list[str] = (),
     ) -> None:
         super().__init__(name="resnet")
         self.precision = precision
@@ -150,6 +167,9 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         self.variance = variance
         self.momentum = momentum
         self.nesterov = nesterov
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.augment = tuple(augment)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         values = hp_values(hp, self.space)
@@ -160,4 +180,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             precision=self.precision,
             mean=self.mean,
             variance=self.variance,
+            weight_decay=self.weight_decay,
+            label_smoothing=self.label_smoothing,
+            augment=self.augment,
         )

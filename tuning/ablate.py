@@ -101,6 +101,9 @@ def train_one(splits, hp: dict, blocks: int, skip: bool, seed: int, settings: di
         precision=settings["precision"],
         mean=splits.mean,
         variance=splits.variance,
+        weight_decay=settings["weight_decay"],
+        label_smoothing=settings["label_smoothing"],
+        augment=settings["augment"],
     )
     t0 = time.perf_counter()
     history = model.fit(
@@ -146,6 +149,9 @@ def run_ablation(
     batch_size: int | None = None,
     momentum: float | None = None,
     precision: str | None = None,
+    weight_decay: float | None = None,
+    label_smoothing: float | None = None,
+    augment: str | None = None,
     overwrite: bool = False,
     verbose: int = 0,
 ) -> list[dict]:
@@ -161,7 +167,10 @@ def run_ablation(
         if chosen.get("lineage_epochs") is None:
             raise UsageError("--epochs is required with --hyperparameters")
         epochs = int(chosen["lineage_epochs"])
-    settings = run_settings(run_dir, None, subset, batch_size, momentum, data_dir, precision)
+    settings = run_settings(
+        run_dir, None, subset, batch_size, momentum, data_dir, precision,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment,
+    )  # fmt: skip
 
     from tuning.data import load_splits
 
@@ -175,6 +184,9 @@ def run_ablation(
         "batch_size": settings["batch_size"],
         "momentum": settings["momentum"],
         "nesterov": settings["nesterov"],
+        "weight_decay": settings["weight_decay"],
+        "label_smoothing": settings["label_smoothing"],
+        "augment": list(settings["augment"]),
         "precision": settings["precision"],
         "split_seed": settings["seed"],
         "subset": settings["subset"],
@@ -183,10 +195,13 @@ def run_ablation(
     meta_path = out / "ablation.json"
     if meta_path.is_file():
         old = records.read_json(meta_path)
+        # Ablations recorded before the recipe options existed trained without them.
+        before = {"weight_decay": 0.0, "label_smoothing": 0.0, "augment": []}
+        recorded = {**before, **old["definition"]}
         diffs = [
-            f"{k}: {old['definition'].get(k)!r} -> {v!r}"
+            f"{k}: {recorded.get(k)!r} -> {v!r}"
             for k, v in definition.items()
-            if old["definition"].get(k) != v
+            if recorded.get(k) != v
         ]
         if diffs and not overwrite:
             raise UsageError(

@@ -22,6 +22,15 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_MOMENTUM = 0.9  # the lab used 0 (plain SGD); 0.9 trains far faster at the same cost
 DEFAULT_SEED = 0
 VALID_FRACTION = 0.2
+# The training recipe around the four searched hyperparameters (docs/accuracy.md).
+DEFAULT_WEIGHT_DECAY = 0.0
+DEFAULT_LABEL_SMOOTHING = 0.0
+DEFAULT_AUGMENT: tuple[str, ...] = ()
+DEFAULT_TRIAL_IMAGES: int | None = None  # None: every trial trains on the whole train split
+DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
+DEFAULT_WARMUP_EPOCHS = 1
+DEFAULT_EPOCHS_FACTOR = 1.0  # finalize epochs = factor x the best trial's lineage epochs
+SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
@@ -36,12 +45,18 @@ class SearchConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     momentum: float = DEFAULT_MOMENTUM
     nesterov: bool = False
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+    label_smoothing: float = DEFAULT_LABEL_SMOOTHING
+    augment: tuple[str, ...] = DEFAULT_AUGMENT
+    trial_images: int | None = DEFAULT_TRIAL_IMAGES
     seed: int = DEFAULT_SEED
     subset: int | None = None
     precision: str = "auto"
     deterministic: bool = False
     max_consecutive_failures: int = 3
     prune_checkpoints: bool = False
+    strategy: str = "none"  # how each trial trains, not what the experiment is
+    cpu_replicas: int | None = None
     overwrite: bool = False
     verbose: int = 2
 
@@ -55,11 +70,20 @@ class SearchConfig:
                 f"--hyperband-iterations must be at least 1, not {self.hyperband_iterations}"
             )
         check_training_args(self.batch_size, self.momentum, self.seed)
+        check_recipe_args(self.weight_decay, self.label_smoothing)
+        if self.trial_images is not None and self.trial_images < 10:
+            raise UsageError(f"--trial-images must be at least 10, not {self.trial_images}")
         if self.max_consecutive_failures < 1:
             raise UsageError(
                 "--max-consecutive-failures must be at least 1, "
                 f"not {self.max_consecutive_failures}"
             )
+        if self.strategy not in ("none", "mirrored"):
+            raise UsageError(f"--strategy must be none or mirrored, not {self.strategy!r}")
+        if self.cpu_replicas is not None and (
+            self.strategy != "mirrored" or self.cpu_replicas < 1
+        ):
+            raise UsageError("--cpu-replicas needs --strategy mirrored and a positive count")
         if self.subset is not None and self.subset < 1:
             raise UsageError(f"--subset must be positive, not {self.subset}")
         if not self.project_name or Path(self.project_name).name != self.project_name:
@@ -82,6 +106,10 @@ class SearchConfig:
             "batch_size": self.batch_size,
             "momentum": self.momentum,
             "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "label_smoothing": self.label_smoothing,
+            "augment": list(self.augment),
+            "trial_images": self.trial_images,
             "seed": self.seed,
             "deterministic": self.deterministic,
             "subset": self.subset,
@@ -97,6 +125,44 @@ def check_training_args(batch_size: int, momentum: float, seed: int) -> None:
         raise UsageError(f"--momentum must be in [0, 1), not {momentum}")
     if seed < 0:
         raise UsageError(f"--seed must be non-negative, not {seed}")
+
+
+def check_recipe_args(weight_decay: float, label_smoothing: float) -> None:
+    if not 0.0 <= weight_decay < 1.0:
+        raise UsageError(f"--weight-decay must be in [0, 1), not {weight_decay}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise UsageError(f"--label-smoothing must be in [0, 1), not {label_smoothing}")
+
+
+def parse_augment_arg(text: str | None) -> tuple[str, ...] | None:
+    from hypermodels.recipe import parse_augment
+
+    if text is None:
+        return None
+    try:
+        return parse_augment(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def add_recipe_args(parser: argparse.ArgumentParser, retraining: bool = False) -> None:
+    """Weight decay, label smoothing and augmentation; a retraining defaults to the search's."""
+
+    def default(value: object) -> tuple[object, str]:
+        return (None, "default: the search's") if retraining else (value, "%(default)s")
+
+    wd, wd_help = default(DEFAULT_WEIGHT_DECAY)
+    ls, ls_help = default(DEFAULT_LABEL_SMOOTHING)
+    aug, aug_help = default(",".join(DEFAULT_AUGMENT) or "none")
+    parser.add_argument(
+        "--weight-decay", type=float, default=wd, help=f"decoupled, kernels only ({wd_help})"
+    )
+    parser.add_argument("--label-smoothing", type=float, default=ls, help=f"({ls_help})")
+    parser.add_argument(
+        "--augment",
+        default=aug,
+        help=f"training-time augmentation: none or a list of flip,translate,erase ({aug_help})",
+    )
 
 
 def versions() -> dict[str, str]:
@@ -134,6 +200,7 @@ def add_retraining_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", type=int, help="default: the search's subset")
     parser.add_argument("--batch-size", type=int, help="default: the search's")
     parser.add_argument("--momentum", type=float, help="default: the search's")
+    add_recipe_args(parser, retraining=True)
     add_precision_arg(parser, default=None)
 
 

@@ -27,13 +27,19 @@ from tuning import records
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DIRECTORY,
+    DEFAULT_EPOCHS_FACTOR,
     DEFAULT_MOMENTUM,
     DEFAULT_PROJECT,
+    DEFAULT_SCHEDULE,
     DEFAULT_SEED,
+    DEFAULT_WARMUP_EPOCHS,
+    SCHEDULES,
     VALID_FRACTION,
     add_data_args,
     add_retraining_args,
+    check_recipe_args,
     check_training_args,
+    parse_augment_arg,
     versions,
 )
 from tuning.errors import ArgumentParser, ProjectError, UsageError, run_cli
@@ -119,11 +125,16 @@ def run_settings(
     momentum: float | None = None,
     data_dir: str | None = None,
     precision: str | None = None,
+    *,
+    weight_decay: float | None = None,
+    label_smoothing: float | None = None,
+    augment: str | None = None,
 ) -> dict:
-    """The search's seed, subset, batch size, momentum, precision and data, unless overridden.
+    """The search's seed, subset, batch size, recipe, precision and data, unless overridden.
 
     The same seed gives the same train/valid split, so retraining sees the search's data.
     """
+    augment_names = parse_augment_arg(augment)
     run_file = Path(run_dir) / "run.json"
     run = records.read_json(run_file) if run_file.is_file() else {}
     definition = run.get("definition", {})
@@ -135,12 +146,20 @@ def run_settings(
         else batch_size,
         "momentum": definition.get("momentum", DEFAULT_MOMENTUM) if momentum is None else momentum,
         "nesterov": bool(definition.get("nesterov", False)),
+        "weight_decay": float(definition.get("weight_decay", 0.0))
+        if weight_decay is None
+        else weight_decay,
+        "label_smoothing": float(definition.get("label_smoothing", 0.0))
+        if label_smoothing is None
+        else label_smoothing,
+        "augment": tuple(definition.get("augment", ())) if augment_names is None else augment_names,
         "data_dir": data_dir,
         "precision": resolve_precision(
             definition.get("precision", "auto") if precision is None else precision
         ),
     }
     check_training_args(settings["batch_size"], settings["momentum"], settings["seed"])
+    check_recipe_args(settings["weight_decay"], settings["label_smoothing"])
     if data_dir is None and run.get("data", {}).get("kind") == "dir":
         recorded = run["data"]["path"]
         settings["data_dir"] = recorded if Path(recorded).is_dir() else None
@@ -184,7 +203,11 @@ def render_markdown(report: dict) -> str:
         f"| filters | {hp['filters']} |",
         f"| skip connections | {'on' if hp['skip'] else 'off'} |",
         f"| learning rate (SGD) | {hp['learning_rate']:.4g} |",
-        f"| momentum | {report['momentum']} |",
+        f"| momentum | {report['momentum']}{' (Nesterov)' if report['nesterov'] else ''} |",
+        f"| learning-rate schedule | {report['schedule']} |",
+        f"| weight decay | {report['weight_decay']:g} |",
+        f"| label smoothing | {report['label_smoothing']:g} |",
+        f"| augmentation | {', '.join(report['augment']) or 'none'} |",
         f"| epochs | {report['epochs']} ({report['epochs_source']}) |",
         f"| batch size | {report['batch_size']} |",
         f"| precision | {report['precision']} |",
@@ -227,6 +250,12 @@ def finalize(
     batch_size: int | None = None,
     momentum: float | None = None,
     precision: str | None = None,
+    weight_decay: float | None = None,
+    label_smoothing: float | None = None,
+    augment: str | None = None,
+    schedule: str = DEFAULT_SCHEDULE,
+    warmup_epochs: int = DEFAULT_WARMUP_EPOCHS,
+    epochs_factor: float = DEFAULT_EPOCHS_FACTOR,
     overwrite: bool = False,
     verbose: int = 2,
 ) -> dict:
@@ -237,15 +266,30 @@ def finalize(
         raise UsageError(f"--train-on must be one of {', '.join(TRAIN_ON)}, not {train_on!r}")
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs must be at least 1, not {epochs}")
+    if schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {schedule!r}")
+    if warmup_epochs < 0:
+        raise UsageError(f"--warmup-epochs must be non-negative, not {warmup_epochs}")
+    if not 0 < epochs_factor <= 100:
+        raise UsageError(f"--epochs-factor must be in (0, 100], not {epochs_factor}")
     hp, chosen = choose(run_dir, trial, hyperparameters)
 
-    settings = run_settings(run_dir, seed, subset, batch_size, momentum, data_dir, precision)
+    settings = run_settings(
+        run_dir, seed, subset, batch_size, momentum, data_dir, precision,
+        weight_decay=weight_decay, label_smoothing=label_smoothing, augment=augment,
+    )  # fmt: skip
     seed, subset, batch_size = settings["seed"], settings["subset"], settings["batch_size"]
     momentum, nesterov, data_dir = settings["momentum"], settings["nesterov"], settings["data_dir"]
     if epochs is None:
         if chosen.get("lineage_epochs") is None:
             raise UsageError("--epochs is required with --hyperparameters")
-        epochs, epochs_source = int(chosen["lineage_epochs"]), "best trial's lineage epochs"
+        lineage = int(chosen["lineage_epochs"])
+        epochs = max(1, math.ceil(epochs_factor * lineage - 1e-9))
+        epochs_source = (
+            "best trial's lineage epochs"
+            if epochs_factor == 1
+            else f"{epochs_factor:g} x the best trial's {lineage} lineage epochs"
+        )
     else:
         epochs_source = "--epochs"
 
@@ -276,20 +320,39 @@ def finalize(
     import keras
 
     from hypermodels import build_resnet
+    from hypermodels.recipe import warmup_cosine
 
     keras.utils.set_random_seed(seed)
+    steps_per_epoch = math.ceil(len(y_fit) / batch_size)
+    learning_rate = (
+        warmup_cosine(
+            hp["learning_rate"], steps_per_epoch * epochs, steps_per_epoch * warmup_epochs
+        )
+        if schedule == "cosine"
+        else hp["learning_rate"]
+    )
     model = build_resnet(
-        **hp,
+        **{**hp, "learning_rate": learning_rate},
         momentum=momentum,
         nesterov=nesterov,
         mean=mean,
         variance=variance,
         precision=settings["precision"],
+        weight_decay=settings["weight_decay"],
+        label_smoothing=settings["label_smoothing"],
+        augment=settings["augment"],
+    )
+    schedule_text = (
+        f"{warmup_epochs}-epoch warm-up + cosine decay from {hp['learning_rate']:.4g}"
+        if schedule == "cosine"
+        else f"constant {hp['learning_rate']:.4g}"
     )
     print(
         f"finalize: {hp} for {epochs} epochs ({epochs_source}) on {train_on} "
-        f"({len(y_fit):,} images), batch {batch_size}, momentum {momentum}, seed {seed}, "
-        f"precision {settings['precision']}",
+        f"({len(y_fit):,} images), batch {batch_size}, momentum {momentum}, "
+        f"lr {schedule_text}, weight decay {settings['weight_decay']:g}, label smoothing "
+        f"{settings['label_smoothing']:g}, augment {','.join(settings['augment']) or 'none'}, "
+        f"seed {seed}, precision {settings['precision']}",
         flush=True,
     )
     t0 = time.perf_counter()
@@ -316,6 +379,10 @@ def finalize(
         "hyperparameters": hp,
         "momentum": momentum,
         "nesterov": nesterov,
+        "schedule": schedule_text,
+        "weight_decay": settings["weight_decay"],
+        "label_smoothing": settings["label_smoothing"],
+        "augment": list(settings["augment"]),
         "epochs": epochs,
         "epochs_source": epochs_source,
         "batch_size": batch_size,
@@ -378,6 +445,21 @@ def build_parser() -> ArgumentParser:
         '"learning_rate": 0.001}\' (needs --epochs)',
     )
     p.add_argument("--epochs", type=int, help="override the epoch count")
+    p.add_argument(
+        "--epochs-factor",
+        type=float,
+        default=DEFAULT_EPOCHS_FACTOR,
+        help="without --epochs: train this many times the best trial's lineage epochs "
+        "(%(default)s)",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=DEFAULT_SCHEDULE,
+        help="learning rate: warm-up then cosine decay to 0 from the chosen rate, or constant "
+        "(%(default)s)",
+    )
+    p.add_argument("--warmup-epochs", type=int, default=DEFAULT_WARMUP_EPOCHS, help="(%(default)s)")
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")

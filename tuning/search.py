@@ -24,14 +24,29 @@ from tuning.config import (
     DEFAULT_MOMENTUM,
     DEFAULT_PROJECT,
     DEFAULT_SEED,
+    DEFAULT_TRIAL_IMAGES,
     VALID_FRACTION,
     SearchConfig,
     add_data_args,
     add_precision_arg,
+    add_recipe_args,
+    parse_augment_arg,
     space_from_args,
     versions,
 )
 from tuning.cost import calibrate, estimate_seconds, format_duration
+from tuning.distributed import (
+    DEFAULT_CHIEF_TIMEOUT,
+    DEFAULT_WORKER_TIMEOUT,
+    ROLES,
+    STRATEGIES,
+    Chief,
+    Cluster,
+    check_worker_definition,
+    make_strategy,
+    resolve_cluster,
+    set_client_timeout,
+)
 from tuning.errors import ArgumentParser, ProjectError, UsageError, run_cli
 from tuning.plan import hyperband_plan
 from tuning.precision import resolve as resolve_precision
@@ -162,30 +177,64 @@ def summarize(rows: list[dict], top: int = 5) -> str:
     return "\n".join(lines)
 
 
-def run_search(config: SearchConfig) -> list[dict]:
-    """Run (or resume) a Hyperband search; returns the rows of trials.csv."""
+def trial_training_set(splits, trial_images: int | None, seed: int):
+    """The training images every trial sees: all of the split, or a fixed stratified part.
+
+    Training on part of the split makes each trial cheaper while validation still uses
+    the whole validation split, so the ranking stays as precise; the finalizer retrains
+    on everything.
+    """
+    from tuning.data import stratified_take
+
+    if trial_images is None or trial_images >= len(splits.y_train):
+        return splits.x_train, splits.y_train
+    x, y, _, _ = stratified_take(splits.x_train, splits.y_train, trial_images, seed + 3)
+    return x, y
+
+
+def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dict]:
+    """Run (or resume) a Hyperband search; returns the rows of trials.csv.
+
+    ``cluster`` makes this process the chief or a worker of a distributed search
+    (``tuning.distributed``); the chief returns the rows, a worker an empty list.
+    """
     from tuning.data import load_splits
 
+    cluster = cluster or Cluster()
+    worker = cluster.role == "worker"
+    if worker and config.overwrite:
+        raise UsageError("--overwrite is for the chief (or a single search), not a worker")
     run_dir = config.run_dir
     policy = resolve_precision(config.precision)
     splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
     definition = config.definition(splits.source.sha256, policy)
-    state = prepare_run_dir(run_dir, definition, config.overwrite)
+    if worker:
+        check_worker_definition(run_dir, definition, cluster)
+        state = "worker"
+    else:
+        state = prepare_run_dir(run_dir, definition, config.overwrite)
+    x_train, y_train = trial_training_set(splits, config.trial_images, config.seed)
 
     plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
-    sizes = splits.sizes()
-    print(f"data: {splits.source.describe()}; train {sizes['train']}, valid {sizes['valid']}")
-    print(f"run directory: {run_dir} ({state}); precision {policy} ({config.precision})")
+    sizes = {**splits.sizes(), "trial_train": int(len(y_train))}
+    each = (
+        f" (each trial trains on {sizes['trial_train']})"
+        if sizes["trial_train"] < sizes["train"]
+        else ""
+    )
+    print(f"data: {splits.source.describe()}; train {sizes['train']}{each}, valid {sizes['valid']}")
+    role = "" if cluster.role == "single" else f"; {cluster.role} {cluster.tuner_id}"
+    print(f"run directory: {run_dir} ({state}); precision {policy} ({config.precision}){role}")
     print(
         f"Hyperband plan (max_epochs={config.max_epochs}, factor={config.factor}, "
         f"iterations={config.hyperband_iterations}):"
     )
-    print(plan.format(sizes["train"]))
+    print(plan.format(sizes["trial_train"]))
     print(
         f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}", flush=True
     )
 
-    if state != "resume":
+    if state not in ("resume", "worker"):
         records.atomic_write_json(
             run_dir / RUN_FILE,
             {
@@ -211,25 +260,41 @@ def run_search(config: SearchConfig) -> list[dict]:
         tf.config.experimental.enable_op_determinism()
     if state == "resume":
         repair_run(run_dir)
+    cluster.apply()  # KerasTuner reads its variables when the tuner is built
+    if worker:
+        set_client_timeout(cluster.chief_timeout)
+    strategy = make_strategy(config.strategy, config.cpu_replicas)
 
     hypermodel = ResNetHyperModel(
-        config.space, splits.mean, splits.variance, config.momentum, config.nesterov, policy
+        config.space,
+        splits.mean,
+        splits.variance,
+        config.momentum,
+        config.nesterov,
+        policy,
+        weight_decay=config.weight_decay,
+        label_smoothing=config.label_smoothing,
+        augment=config.augment,
     )
     try:
         params = build_check(hypermodel, config.space)
     except Exception as exc:
         raise ProjectError(f"the build check failed: {type(exc).__name__}: {exc}") from None
     print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
-    rate = calibrate(config.space, config.batch_size, policy)
-    estimate = estimate_seconds(config.space, plan.epochs, sizes["train"], sizes["valid"], rate)
-    print(
-        f"estimated wall time: about {format_duration(estimate)} for the whole plan on this "
-        f"machine ({rate / 1e9:.1f} GFLOP/s measured; rough, within a factor of ~2)",
-        flush=True,
-    )
+    if cluster.role == "single":
+        rate = calibrate(config.space, config.batch_size, policy)
+        estimate = estimate_seconds(
+            config.space, plan.epochs, sizes["trial_train"], sizes["valid"], rate
+        )
+        print(
+            f"estimated wall time: about {format_duration(estimate)} for the whole plan on "
+            f"this machine ({rate / 1e9:.1f} GFLOP/s measured; rough, within a factor of ~2)",
+            flush=True,
+        )
 
     tensorboard_dir = run_dir / "tensorboard"
-    write_hparams_config(tensorboard_dir, config)
+    if not worker:
+        write_hparams_config(tensorboard_dir, config)
     tuner = ResNetHyperband(
         hypermodel,
         objective="val_accuracy",
@@ -244,24 +309,28 @@ def run_search(config: SearchConfig) -> list[dict]:
         planned_trials=plan.trials,
         planned_epochs=plan.epochs,
         prune_checkpoints=config.prune_checkpoints,
+        distribution_strategy=strategy,
     )
+    fit_args = dict(
+        validation_data=(splits.x_valid, splits.y_valid),
+        batch_size=config.batch_size,
+        shuffle=True,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), write_graph=False)],
+        verbose=config.verbose,
+    )
+    if worker:
+        return run_worker(tuner, cluster, x_train, y_train, fit_args)
     finished_before = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
     if finished_before:
         print(f"resuming: {finished_before} trials already finished", flush=True)
     t0 = time.perf_counter()
     try:
         with tuner.stop:  # Ctrl-C: finish and save the current epoch, then stop
-            tuner.search(
-                splits.x_train,
-                splits.y_train,
-                validation_data=(splits.x_valid, splits.y_valid),
-                batch_size=config.batch_size,
-                shuffle=True,
-                callbacks=[
-                    keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), write_graph=False)
-                ],
-                verbose=config.verbose,
-            )
+            if cluster.role == "chief":
+                tuner.save()
+                Chief(tuner, cluster, plan.trials).serve()
+            else:
+                tuner.search(x_train, y_train, **fit_args)
     except RuntimeError as exc:
         if "consecutive" in str(exc).lower():
             tuner.write_results()
@@ -331,8 +400,86 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--skip", choices=SKIP_MODES, default="both", help="(%(default)s)")
     p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    add_recipe_args(p)
+    p.add_argument(
+        "--trial-images",
+        default=DEFAULT_TRIAL_IMAGES,
+        help="each trial trains on N stratified images of the training split (validation: "
+        "all of it; finalize: everything); 'all' for the whole split (%(default)s)",
+    )
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras fit verbosity")
+    g = p.add_argument_group("scaling out (README: Scaling out)")
+    g.add_argument(
+        "--role",
+        choices=ROLES,
+        help="single (default), or chief/worker of a distributed search "
+        "(default: from KERASTUNER_TUNER_ID/ORACLE_IP/ORACLE_PORT when set)",
+    )
+    g.add_argument("--oracle", help="HOST:PORT the chief listens on and workers connect to")
+    g.add_argument("--worker-id", help="this worker's unique name (default: HOST-PID)")
+    g.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=DEFAULT_WORKER_TIMEOUT,
+        help="chief: requeue the trial of a worker silent this many seconds (%(default)s)",
+    )
+    g.add_argument(
+        "--chief-timeout",
+        type=float,
+        default=DEFAULT_CHIEF_TIMEOUT,
+        help="worker: give up when the chief has not answered this many seconds (%(default)s)",
+    )
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="none",
+        help="mirrored: train each trial with tf.distribute.MirroredStrategy over the "
+        "local GPUs (%(default)s)",
+    )
+    g.add_argument(
+        "--cpu-replicas",
+        type=int,
+        help="with --strategy mirrored and no GPU: split the CPU into N logical devices",
+    )
     return p
+
+
+def run_worker(tuner, cluster: Cluster, x_train, y_train, fit_args: dict) -> list[dict]:
+    """Take trials from the chief until it says the search is complete."""
+    from tuning.tuner import ChiefLost
+
+    try:
+        with tuner.stop:
+            tuner.search(x_train, y_train, **fit_args)
+    except Exception as exc:
+        import grpc
+
+        if isinstance(exc, (grpc.RpcError, ChiefLost)):
+            code = exc.code().name if isinstance(exc, grpc.RpcError) else "UNAVAILABLE"
+            raise ProjectError(
+                f"worker {cluster.worker_id}: lost the chief at {cluster.address} ({code}: no "
+                f"answer within {cluster.chief_timeout:.0f} s). Finished trials are safe and "
+                "a running one keeps its epoch checkpoints: restart the chief with its own "
+                "command (it resumes), then this worker"
+            ) from None
+        raise
+    print(
+        f"worker {cluster.worker_id}: the search is complete; this worker ran "
+        f"{tuner.trials_run} trial(s)",
+        flush=True,
+    )
+    return []
+
+
+def parse_trial_images(value: str | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    if value.strip().lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--trial-images must be a number or 'all', not {value!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -348,16 +495,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         momentum=args.momentum,
         nesterov=args.nesterov,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        augment=parse_augment_arg(args.augment),
+        trial_images=parse_trial_images(args.trial_images),
         seed=args.seed,
         subset=args.subset,
         precision=args.precision,
         deterministic=args.deterministic,
         max_consecutive_failures=args.max_consecutive_failures,
         prune_checkpoints=args.prune_checkpoints,
+        strategy=args.strategy,
+        cpu_replicas=args.cpu_replicas,
         overwrite=args.overwrite,
         verbose=args.verbose,
     )
-    run_search(config)
+    cluster = resolve_cluster(
+        args.role, args.oracle, args.worker_id, args.worker_timeout, args.chief_timeout
+    )
+    run_search(config, cluster)
     return 0
 
 

@@ -18,6 +18,7 @@ an HParams callback beside it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -51,8 +52,23 @@ FINISHED = {
 }
 
 
+class ChiefLost(keras_tuner.errors.FatalError):
+    """A worker lost its chief; KerasTuner must not record this as a failed trial."""
+
+
 class AtomicHyperbandOracle(HyperbandOracle):
     """KerasTuner's Hyperband oracle, saving its state and trials atomically."""
+
+    @keras_tuner.synchronized
+    def drop_tuner(self, tuner_id: str) -> str | None:
+        """Forget a worker that went silent; its running trial goes back to the queue."""
+        trial = self.ongoing_trials.pop(tuner_id, None)
+        self.tuner_ids.discard(tuner_id)
+        if trial is None:
+            return None
+        self._retry_queue.append(trial.trial_id)
+        self.save()
+        return trial.trial_id
 
     def save(self):
         records.atomic_write_json(self._get_oracle_fname(), self.get_state())
@@ -178,6 +194,19 @@ class ResNetHyperband(keras_tuner.Hyperband):
         )
         # Skip Hyperband.__init__ (it would build a plain oracle); its methods still apply.
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self._heartbeat = None
+        self.trials_run = 0
+        if self._is_worker():
+            from tuning.distributed import polite_client
+
+            self.oracle = polite_client(self.oracle)
+
+    def _get_tuner_fname(self):
+        # One state file for a run searched alone or by a chief (KerasTuner would name
+        # it after the tuner id), so a run can switch between the two and resume.
+        if self._is_worker():
+            return super()._get_tuner_fname()
+        return os.path.join(str(self.project_dir), "tuner0.json")
 
     # -- paths and state ----------------------------------------------------------------
     @property
@@ -199,7 +228,8 @@ class ResNetHyperband(keras_tuner.Hyperband):
         # verbosity (per-epoch lines) is still the user's --verbose.
         self.oracle.verbose = 0
         self._search_started = time.perf_counter()
-        self._epochs_at_start = sum(r["epochs_trained"] for r in self.trial_rows())
+        if not self._is_worker():
+            self._epochs_at_start = sum(r["epochs_trained"] for r in self.trial_rows())
 
     def on_trial_begin(self, trial):
         if self.stop.requested:
@@ -207,13 +237,20 @@ class ResNetHyperband(keras_tuner.Hyperband):
         super().on_trial_begin(trial)
         self._started[trial.trial_id] = time.perf_counter()
         values = trial.hyperparameters.values
-        done = sum(t.status in FINISHED for t in self.oracle.trials.values())
-        total = f" of {self.planned_trials}" if self.planned_trials else ""
+        if self._is_worker():
+            from tuning.distributed import Heartbeat
+
+            self._heartbeat = Heartbeat(self.oracle, trial.trial_id).__enter__()
+            head = f"[{self.tuner_id}] trial id {trial.trial_id}"
+        else:
+            done = sum(t.status in FINISHED for t in self.oracle.trials.values())
+            total = f" of {self.planned_trials}" if self.planned_trials else ""
+            head = f"[trial {done + 1}{total}] id {trial.trial_id}"
         resume = ""
         if values.get("tuner/initial_epoch"):
             resume = f", continues trial {values.get('tuner/trial_id')}"
         print(
-            f"[trial {done + 1}{total}] id {trial.trial_id}: bracket {values.get('tuner/bracket')}"
+            f"{head}: bracket {values.get('tuner/bracket')}"
             f" round {values.get('tuner/round')}, epochs {values.get('tuner/initial_epoch')}"
             f"->{values.get('tuner/epochs')}{resume}; "
             + ", ".join(f"{k}={_short(values.get(k))}" for k in records.HP_NAMES),
@@ -240,7 +277,9 @@ class ResNetHyperband(keras_tuner.Hyperband):
             if type(c) is tuner_utils.SaveBestEpoch:
                 callbacks[i] = saver = AtomicSaveBestEpoch(c.objective, c.filepath)
         keras.backend.clear_session()
-        resumed = load_resume(trial_dir, trial.trial_id)
+        strategy = self.distribution_strategy
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            resumed = load_resume(trial_dir, trial.trial_id)
         if resumed is not None:
             model, done = resumed
             previous = _read_history(recorder.path).get("epochs", [])
@@ -263,7 +302,18 @@ class ResNetHyperband(keras_tuner.Hyperband):
         # KerasTuner scores the trial from the whole trial's epochs, resumed or not.
         return _history_from(recorder.epochs)
 
+    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        try:
+            return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        except Exception as exc:
+            if _is_rpc_error(exc):  # not the trial's fault: keep it running on the chief
+                raise ChiefLost(str(exc)) from exc
+            raise
+
     def on_trial_end(self, trial):
+        if self._heartbeat is not None:
+            self._heartbeat.__exit__(None, None, None)
+            self._heartbeat = None
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         path = self.history_path(trial.trial_id)
         history = _read_history(path)
@@ -272,8 +322,18 @@ class ResNetHyperband(keras_tuner.Hyperband):
         records.atomic_write_json(path, history)
         clear_resume_files(Path(self.get_trial_dir(trial.trial_id)))
         super().on_trial_end(trial)  # the oracle records the trial and saves its state
+        self.trials_run += 1
         if trial.status != trial_module.TrialStatus.COMPLETED:
             self._log_failure(trial, history.get("failure") or _last_line(trial.message))
+        if self._is_worker():  # the chief keeps the tables
+            epochs = history.get("epochs", [])
+            best = max((e.get("val_accuracy", 0.0) for e in epochs), default=float("nan"))
+            print(
+                f"[{self.tuner_id}] trial {trial.trial_id} {trial.status.lower()}: best "
+                f"val_accuracy {best:.4f} ({seconds:.0f} s)",
+                flush=True,
+            )
+            return
         if self.prune_checkpoints:
             self.prune()
         rows = self.write_results()
@@ -281,6 +341,8 @@ class ResNetHyperband(keras_tuner.Hyperband):
 
     def on_search_end(self):
         super().on_search_end()
+        if self._is_worker():
+            return
         if self.prune_checkpoints:
             self.prune()
         self.write_results()
@@ -400,6 +462,14 @@ class ResNetHyperband(keras_tuner.Hyperband):
             eta = elapsed * 60 / new * (self.planned_epochs - done)
             text += f"; {done}/{self.planned_epochs} epochs, ETA {format_duration(eta)}"
         return text
+
+
+def _is_rpc_error(exc: BaseException) -> bool:
+    try:
+        import grpc
+    except ImportError:  # pragma: no cover - grpc comes with KerasTuner
+        return False
+    return isinstance(exc, grpc.RpcError)
 
 
 def _read_history(path: Path) -> dict:

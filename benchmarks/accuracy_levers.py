@@ -1,0 +1,182 @@
+"""Compare training-recipe levers on the validation split, several seeds each.
+
+    python benchmarks/accuracy_levers.py --data-dir ../shared/data/fashion-mnist
+
+Each named setting changes one thing (or a named combination) relative to ``base``
+(SGD lr 0.01, momentum 0.9, constant rate, batch 256, no weight decay, no label
+smoothing, no augmentation). Every network trains on the same stratified
+``--train-images`` of the training split and is scored on the whole 12k validation
+split; the test set is never loaded. Rows are appended to ``--out`` as they finish, so an
+interrupted run resumes where it stopped; the summary prints mean validation accuracy,
+the paired difference to ``base`` and the wall time per setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hypermodels.recipe import warmup_cosine  # noqa: E402
+from hypermodels.resnet import build_resnet  # noqa: E402
+from tuning.data import load_splits, stratified_take  # noqa: E402
+from tuning.precision import resolve  # noqa: E402
+
+BASE = {
+    "learning_rate": 0.01,
+    "schedule": "constant",
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 0.0,
+    "label_smoothing": 0.0,
+    "augment": (),
+    "batch_size": 256,
+}
+SETTINGS = {
+    "base": {},
+    "nesterov": {"nesterov": True},
+    "cosine": {"schedule": "cosine"},
+    "cosine_lr0.05": {"schedule": "cosine", "learning_rate": 0.05},
+    "wd5e-4": {"weight_decay": 5e-4},
+    "ls0.1": {"label_smoothing": 0.1},
+    "flip": {"augment": ("flip",)},
+    "translate": {"augment": ("translate",)},
+    "erase": {"augment": ("erase",)},
+    "flip_translate": {"augment": ("flip", "translate")},
+    "batch128": {"batch_size": 128},
+    # Phase 2: the best single lever (warm-up + cosine at lr 0.05) plus one more.
+    **{
+        f"c05_{name}": {"schedule": "cosine", "learning_rate": 0.05, **extra}
+        for name, extra in {
+            "flip": {"augment": ("flip",)},
+            "translate": {"augment": ("translate",)},
+            "erase": {"augment": ("erase",)},
+            "flip_translate": {"augment": ("flip", "translate")},
+            "flip_erase": {"augment": ("flip", "erase")},
+            "wd5e-4": {"weight_decay": 5e-4},
+            "ls0.1": {"label_smoothing": 0.1},
+            "nesterov": {"nesterov": True},
+            "batch128": {"batch_size": 128},
+        }.items()
+    },
+}
+FIELDS = ["setting", "seed", "epochs", "train_images", "filters", "blocks", "val_accuracy",
+          "best_val_accuracy", "val_loss", "train_accuracy", "seconds"]  # fmt: skip
+
+
+def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
+    s = {**BASE, **SETTINGS[name]}
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    steps = math.ceil(len(y_tr) / s["batch_size"]) * args.epochs
+    lr = (
+        warmup_cosine(s["learning_rate"], steps, steps // args.epochs)
+        if s["schedule"] == "cosine"
+        else s["learning_rate"]
+    )
+    model = build_resnet(
+        args.blocks, args.filters, True, lr, s["momentum"], splits.mean, splits.variance,
+        nesterov=s["nesterov"], precision=args.precision, weight_decay=s["weight_decay"],
+        label_smoothing=s["label_smoothing"], augment=s["augment"],
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    h = model.fit(
+        x_tr, y_tr, epochs=args.epochs, batch_size=s["batch_size"], shuffle=True,
+        validation_data=(splits.x_valid, splits.y_valid), verbose=0,
+    ).history  # fmt: skip
+    return {
+        "setting": name,
+        "seed": seed,
+        "epochs": args.epochs,
+        "train_images": len(y_tr),
+        "filters": args.filters,
+        "blocks": args.blocks,
+        "val_accuracy": round(h["val_accuracy"][-1], 5),
+        "best_val_accuracy": round(max(h["val_accuracy"]), 5),
+        "val_loss": round(h["val_loss"][-1], 5),
+        "train_accuracy": round(h["accuracy"][-1], 5),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def summarize(rows: list[dict]) -> str:
+    by = {}
+    for r in rows:
+        by.setdefault(r["setting"], {})[int(r["seed"])] = r
+    base = by.get("base", {})
+    lines = ["setting                    seeds  val_acc (mean)  vs base (paired)  s/run"]
+    for name, runs in by.items():
+        accs = [float(r["val_accuracy"]) for r in runs.values()]
+        secs = [float(r["seconds"]) for r in runs.values()]
+        diffs = [float(r["val_accuracy"]) - float(base[k]["val_accuracy"])
+                 for k, r in runs.items() if k in base]  # fmt: skip
+        d = f"{statistics.mean(diffs):+.4f}" if diffs and name != "base" else "     -"
+        lines.append(
+            f"{name:<26} {len(accs):>5}  {statistics.mean(accs):.4f}          {d:>8}"
+            f"          {statistics.mean(secs):6.0f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir")
+    p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--train-images", type=int, default=12000)
+    p.add_argument("--blocks", type=int, default=2)
+    p.add_argument("--filters", type=int, default=32)
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--out", default="benchmarks/accuracy_levers.csv")
+    args = p.parse_args()
+    args.precision = resolve(args.precision)
+    names = [n for n in args.settings.split(",") if n]
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown:
+        p.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    splits = load_splits(args.data_dir, seed=0)
+    x_tr, y_tr, _, _ = stratified_take(splits.x_train, splits.y_train, args.train_images, 1)
+    out = Path(args.out)
+    rows = list(csv.DictReader(out.open())) if out.is_file() else []
+    done = {(r["setting"], int(r["seed"]), int(r["epochs"]), int(r["train_images"]),
+             int(r["filters"]), int(r["blocks"])) for r in rows}  # fmt: skip
+    print(f"{len(y_tr)} training images, {len(splits.y_valid)} validation images, "
+          f"{args.blocks} blocks x {args.filters} filters, {args.epochs} epochs, "
+          f"{args.precision}", flush=True)  # fmt: skip
+    for seed in seeds:  # seed-major: every setting gets one seed before any gets two
+        for name in names:
+            key = (name, seed, args.epochs, len(y_tr), args.filters, args.blocks)
+            if key in done:
+                continue
+            row = run_one(splits, x_tr, y_tr, name, seed, args)
+            acc, train_acc = row["val_accuracy"], row["train_accuracy"]
+            print(f"{name} seed {seed}: val {acc:.4f} (train {train_acc:.4f}) "
+                  f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
+            new = not out.is_file()
+            with out.open("a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+            rows.append(row)
+    same = [r for r in rows if int(r["epochs"]) == args.epochs
+            and int(r["train_images"]) == len(y_tr) and int(r["filters"]) == args.filters
+            and int(r["blocks"]) == args.blocks]  # fmt: skip
+    print(summarize(same))
+    return 0
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    sys.exit(main())

@@ -108,21 +108,34 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
     }
 
 
+def reference(name: str) -> str:
+    """What a setting is compared with: phase 2 settings with their base, cosine_lr0.05."""
+    return "cosine_lr0.05" if name.startswith("c05_") else "base"
+
+
 def summarize(rows: list[dict]) -> str:
-    by = {}
+    """A markdown table: each setting's seeds, mean, paired difference and time per run."""
+    by: dict[str, dict[int, dict]] = {}
     for r in rows:
         by.setdefault(r["setting"], {})[int(r["seed"])] = r
-    base = by.get("base", {})
-    lines = ["setting                    seeds  val_acc (mean)  vs base (paired)  s/run"]
+    lines = [
+        "| setting | seeds | val accuracy per seed | mean | vs reference (paired) | s/run |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for name, runs in by.items():
-        accs = [float(r["val_accuracy"]) for r in runs.values()]
-        secs = [float(r["seconds"]) for r in runs.values()]
-        diffs = [float(r["val_accuracy"]) - float(base[k]["val_accuracy"])
-                 for k, r in runs.items() if k in base]  # fmt: skip
-        d = f"{statistics.mean(diffs):+.4f}" if diffs and name != "base" else "     -"
+        seeds = sorted(runs)
+        accs = [float(runs[k]["val_accuracy"]) for k in seeds]
+        secs = [float(runs[k]["seconds"]) for k in seeds]
+        ref = by.get(reference(name), {})
+        diffs = [accs[i] - float(ref[k]["val_accuracy"]) for i, k in enumerate(seeds) if k in ref]
+        vs = (
+            f"{statistics.mean(diffs):+.4f} vs {reference(name)}"
+            if diffs and name != reference(name)
+            else "-"
+        )
         lines.append(
-            f"{name:<26} {len(accs):>5}  {statistics.mean(accs):.4f}          {d:>8}"
-            f"          {statistics.mean(secs):6.0f}"
+            f"| {name} | {','.join(map(str, seeds))} | {' / '.join(f'{a:.4f}' for a in accs)} "
+            f"| {statistics.mean(accs):.4f} | {vs} | {statistics.mean(secs):.0f} |"
         )
     return "\n".join(lines)
 
@@ -138,7 +151,12 @@ def main() -> int:
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--precision", default="auto")
     p.add_argument("--out", default="benchmarks/accuracy_levers.csv")
+    p.add_argument("--summary", action="store_true", help="only print the table from --out")
     args = p.parse_args()
+    if args.summary:
+        with Path(args.out).open() as f:
+            print(summarize(list(csv.DictReader(f))))
+        return 0
     args.precision = resolve(args.precision)
     names = [n for n in args.settings.split(",") if n]
     unknown = [n for n in names if n not in SETTINGS]

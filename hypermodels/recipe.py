@@ -38,7 +38,9 @@ def parse_augment(text: str | None) -> tuple[str, ...]:
 
 @keras.saving.register_keras_serializable(package="hypermodels")
 class RandomErasing(layers.Layer):
-    """Random erasing (Zhong et al., 2017): black out one random rectangle per image.
+    """Random erasing (Zhong et al., 2017): set one random rectangle per image to 0.
+
+    On standardized images 0 is the mean image: the rectangle carries no information.
 
     With probability ``probability`` an image loses a rectangle covering 2%..``max_area``
     of it, with aspect ratio 0.3..3.3. Training only; the identity at inference.
@@ -90,9 +92,9 @@ class RandomErasing(layers.Layer):
 
 
 def augmentation(names: tuple[str, ...] | list[str]) -> keras.Layer | None:
-    """The augmentation stage for images shaped (28, 28, 1) in raw pixel units (or None)."""
+    """The augmentation stage for standardized images shaped (28, 28, 1), or None."""
     stages: list[keras.Layer] = []
-    # float32: these run before standardization, on 0..255 values.
+    # float32, like the standardization they follow.
     if "flip" in names:  # left/right mirror: a mirrored shirt is still a shirt
         stages.append(layers.RandomFlip("horizontal", dtype="float32", name="aug_flip"))
     if "translate" in names:

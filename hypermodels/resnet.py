@@ -1,8 +1,8 @@
 """The lab's ResNet, built with the functional API, and its KerasTuner HyperModel.
 
 Architecture (the "ResNet by hand" lab):
-    raw 28x28 image -> [optional augmentation, training only]
-    -> per-pixel standardization (inside the model)
+    raw 28x28 image -> per-pixel standardization (inside the model)
+    -> [optional augmentation, training only]
     -> Conv2D(filters, 3, relu, he_normal) -> MaxPool(2)
     -> N x [conv -> BN -> ReLU -> conv -> BN -> (+ block input) -> ReLU]
     -> MaxPool(2) -> Flatten -> Dense(256, relu, he_normal) -> Dense(10, softmax)
@@ -81,17 +81,19 @@ def build_resnet(
         variance = np.ones(IMAGE_SHAPE, np.float32)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = layers.Reshape((*IMAGE_SHAPE, 1), name="channel")(inputs)
-    # Augmentation works on raw pixels (so a shifted-in border is black, like the real
-    # background) and is the identity at inference; it runs inside the model, on the
-    # same threads as training, so it needs no input pipeline.
-    augment_stage = augmentation(augment)
-    if augment_stage is not None:
-        x = augment_stage(x)
     # Standardization stays float32 under mixed precision: |z| reaches ~185 on near-constant
     # border pixels, more than bfloat16's 8-bit mantissa should be trusted with.
     x = layers.Normalization(
         axis=(1, 2), mean=mean, variance=variance, dtype="float32", name="standardize"
     )(x)
+    # Augmentation moves standardized pixels (z-scores), and what it shifts in or erases
+    # becomes 0, the mean image. Before standardization it would move garment pixels onto
+    # positions whose statistics were fitted on an almost constant background, giving huge
+    # z-scores (measured: -3 to -4 points of accuracy, docs/accuracy.md). It is the
+    # identity at inference and runs inside the model, so it needs no input pipeline.
+    augment_stage = augmentation(augment)
+    if augment_stage is not None:
+        x = augment_stage(x)
     # The stem has the blocks' width so that the identity shortcut needs no projection.
     x = layers.Conv2D(
         filters, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="stem"

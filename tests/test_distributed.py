@@ -215,3 +215,28 @@ def test_bad_cluster_flags_are_usage_errors(args, message, tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_restarted_chief_resumes_and_its_worker_carries_on(data_dir, tmp_path):
+    t0 = time.monotonic()
+    args = common(data_dir, tmp_path, free_port())
+    run_dir = tmp_path / "dist"
+    chief = start(*args, "--role", "chief")
+    w1 = start(*args, "--role", "worker", "--worker-id", "w1", "--chief-timeout", "60")
+    done = 0
+    while done < 2 and time.monotonic() < t0 + BOUND_S / 2:
+        assert chief.poll() is None, chief.communicate()[0][-3000:]
+        try:
+            done = len(records.read_trials_csv(run_dir / "trials.csv"))
+        except Exception:
+            done = 0
+        time.sleep(0.05)
+    assert done >= 2, "the search did not get going"
+    chief.send_signal(signal.SIGKILL)
+    first = chief.communicate()[0]
+    again = start(*args, "--role", "chief")
+    out = finish({"chief": again, "w1": w1}, t0 + BOUND_S)
+    assert again.returncode == 0, first[-1500:] + "\n----\n" + out["chief"][-3000:]
+    assert w1.returncode == 0, out["w1"][-3000:]
+    assert "(resume)" in out["chief"]
+    assert_each_trial_once(run_dir)

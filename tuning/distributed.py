@@ -246,6 +246,9 @@ class Chief:
     def __init__(self, tuner, cluster: Cluster, planned_trials: int) -> None:
         self.tuner, self.cluster, self.planned_trials = tuner, cluster, planned_trials
         self.oracle = tuner.oracle
+        # Our progress lines replace KerasTuner's tables (which also cannot time a trial
+        # that started before a chief restart).
+        self.oracle.verbose = 0
         self.last_seen: dict[str, float] = {}
         self.stop_triggered = False
         self.lock = threading.Lock()
@@ -333,6 +336,9 @@ class Chief:
                 "address of this machine?)"
             )
         server.start()
+        # Progress and ETA count from here (a restarted chief's earlier epochs excluded).
+        self.tuner._search_started = time.perf_counter()
+        self.tuner._epochs_at_start = sum(r["epochs_trained"] for r in self.tuner.trial_rows())
         print(
             f"chief: serving trials on {self.cluster.address}; start workers with the same "
             f"command and --role worker --oracle {self.cluster.address} --worker-id NAME",
@@ -393,7 +399,8 @@ def _servicer(chief: Chief):
                 print(f"chief: ignoring a second report for trial {trial_id}", flush=True)
                 return self._ended()
             if trial_id in chief.oracle._retry_queue:
-                chief.oracle._retry_queue.remove(trial_id)  # its worker was only slow
+                # Its worker was only slow, or this chief restarted while it trained.
+                chief.oracle._retry_queue.remove(trial_id)
             response = super().EndTrial(request, context)
             chief.trial_ended(trial_id, tuner_id)
             return response
@@ -404,4 +411,25 @@ def _servicer(chief: Chief):
 
             return protos.get_service().EndTrialResponse()
 
+    # gRPC turns an exception in a handler into an UNKNOWN error for the worker and logs
+    # nothing by default: print it on the chief, where it can be fixed.
+    for name in ("CreateTrial", "UpdateTrial", "GetTrial", "EndTrial", "GetSpace", "UpdateSpace"):
+        setattr(Servicer, name, _reporting(getattr(Servicer, name)))
     return Servicer(chief.oracle)
+
+
+def _reporting(method):
+    import functools
+    import traceback
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception:
+            print(
+                f"chief: error answering {method.__name__}:\n{traceback.format_exc()}", flush=True
+            )
+            raise
+
+    return wrapper

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hypermodels.space import SKIP_MODES
+from hypermodels.space import SKIP_MODES, SearchSpace
 from tuning import records
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
@@ -392,10 +392,15 @@ def build_parser() -> ArgumentParser:
         help="delete checkpoints of trials that no later round can continue (saves disk)",
     )
     p.add_argument("--overwrite", action="store_true", help="delete an existing run first")
-    p.add_argument("--blocks", default="1:4", help="residual blocks, MIN:MAX (%(default)s)")
-    p.add_argument("--filters", default="16,32,64,128", help="filter widths (%(default)s)")
+    space = SearchSpace().cli_defaults()
     p.add_argument(
-        "--learning-rate", default="1e-4:3e-1", help="SGD lr, MIN:MAX, log (%(default)s)"
+        "--blocks", default=space["blocks"], help="residual blocks, MIN:MAX (%(default)s)"
+    )
+    p.add_argument("--filters", default=space["filters"], help="filter widths (%(default)s)")
+    p.add_argument(
+        "--learning-rate",
+        default=space["learning_rate"],
+        help="SGD lr, MIN:MAX, log (%(default)s)",
     )
     p.add_argument("--skip", choices=SKIP_MODES, default="both", help="(%(default)s)")
     p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")

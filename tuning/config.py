@@ -29,7 +29,10 @@ DEFAULT_AUGMENT: tuple[str, ...] = ()
 DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (None: all)
 DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
 DEFAULT_WARMUP_EPOCHS = 1
-DEFAULT_EPOCHS_FACTOR = 1.0  # finalize epochs = factor x the best trial's lineage epochs
+DEFAULT_EPOCHS_FACTOR = 2.0  # finalize epochs = factor x the best trial's lineage epochs
+# Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
+# the finalizer's long training on train+valid uses it.
+DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -143,8 +146,14 @@ def parse_augment_arg(text: str | None) -> tuple[str, ...] | None:
         raise UsageError(str(exc)) from None
 
 
-def add_recipe_args(parser: argparse.ArgumentParser, retraining: bool = False) -> None:
-    """Weight decay, label smoothing and augmentation; a retraining defaults to the search's."""
+def add_recipe_args(
+    parser: argparse.ArgumentParser, retraining: bool = False, final: bool = False
+) -> None:
+    """Weight decay, label smoothing and augmentation; a retraining defaults to the search's.
+
+    The finalizer (``final``) has its own augmentation default; ``--augment search``
+    takes the search's instead.
+    """
 
     def default(value: object) -> tuple[object, str]:
         return (None, "default: the search's") if retraining else (value, "%(default)s")
@@ -152,6 +161,9 @@ def add_recipe_args(parser: argparse.ArgumentParser, retraining: bool = False) -
     wd, wd_help = default(DEFAULT_WEIGHT_DECAY)
     ls, ls_help = default(DEFAULT_LABEL_SMOOTHING)
     aug, aug_help = default(",".join(DEFAULT_AUGMENT) or "none")
+    if final:
+        aug = ",".join(DEFAULT_FINAL_AUGMENT) or "none"
+        aug_help = "%(default)s; 'search' for the search's"
     parser.add_argument(
         "--weight-decay", type=float, default=wd, help=f"decoupled, kernels only ({wd_help})"
     )
@@ -193,12 +205,12 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "au
     )
 
 
-def add_retraining_args(parser: argparse.ArgumentParser) -> None:
+def add_retraining_args(parser: argparse.ArgumentParser, final: bool = False) -> None:
     """Settings a retraining takes from the search run unless given (finalize, ablate)."""
     parser.add_argument("--subset", type=int, help="default: the search's subset")
     parser.add_argument("--batch-size", type=int, help="default: the search's")
     parser.add_argument("--momentum", type=float, help="default: the search's")
-    add_recipe_args(parser, retraining=True)
+    add_recipe_args(parser, retraining=True, final=final)
     add_precision_arg(parser, default=None)
 
 

@@ -28,6 +28,7 @@ from tuning.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_DIRECTORY,
     DEFAULT_EPOCHS_FACTOR,
+    DEFAULT_FINAL_AUGMENT,
     DEFAULT_MOMENTUM,
     DEFAULT_PROJECT,
     DEFAULT_SCHEDULE,
@@ -252,14 +253,20 @@ def finalize(
     precision: str | None = None,
     weight_decay: float | None = None,
     label_smoothing: float | None = None,
-    augment: str | None = None,
+    augment: str | None = ",".join(DEFAULT_FINAL_AUGMENT) or "none",
     schedule: str = DEFAULT_SCHEDULE,
     warmup_epochs: int = DEFAULT_WARMUP_EPOCHS,
     epochs_factor: float = DEFAULT_EPOCHS_FACTOR,
     overwrite: bool = False,
     verbose: int = 2,
 ) -> dict:
-    """Retrain and test once; returns the report written to ``final/report.json``."""
+    """Retrain and test once; returns the report written to ``final/report.json``.
+
+    ``augment`` None or "search" takes the search's augmentation; the other recipe
+    settings left None take the search's too.
+    """
+    if augment == "search":
+        augment = None
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
     if train_on not in TRAIN_ON:
@@ -463,7 +470,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")
-    add_retraining_args(p)
+    add_retraining_args(p, final=True)
     p.add_argument("--overwrite", action="store_true", help="replace an existing final/")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     return p

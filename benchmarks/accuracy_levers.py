@@ -150,7 +150,7 @@ def main() -> int:
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--filters", type=int, default=32)
     p.add_argument("--precision", default="auto")
-    p.add_argument("--out", default="benchmarks/accuracy_levers.csv")
+    p.add_argument("--out", default="docs/accuracy_levers.csv")
     p.add_argument("--summary", action="store_true", help="only print the table from --out")
     args = p.parse_args()
     if args.summary:

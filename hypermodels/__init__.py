@@ -6,13 +6,13 @@ from typing import Any
 
 from hypermodels.space import SearchSpace
 
-__all__ = ["ResNetHyperModel", "SearchSpace", "build_resnet", "count_adds"]
+__all__ = ["ResNetHyperModel", "SearchSpace", "build_resnet", "count_adds", "inference_copy"]
 
 
 def __getattr__(name: str) -> Any:
     # The model code imports TensorFlow (seconds); the space does not, so a CLI can
     # validate its flags and fail fast before paying for that import.
-    if name in ("ResNetHyperModel", "build_resnet", "count_adds"):
+    if name in ("ResNetHyperModel", "build_resnet", "count_adds", "inference_copy"):
         from hypermodels import resnet
 
         return getattr(resnet, name)

@@ -120,6 +120,24 @@ def build_resnet(
     return model
 
 
+def inference_copy(
+    model: keras.Model,
+    hp: dict,
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
+    precision: str | None = None,
+) -> keras.Model:
+    """The same trained network without its training-only layers (augmentation).
+
+    Augmentation is the identity at inference; leaving it out makes the saved model plain
+    Keras layers, loadable with ``keras.models.load_model`` alone.
+    """
+    clean = build_resnet(**hp, mean=mean, variance=variance, precision=precision)
+    for layer in clean.layers:
+        layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clean
+
+
 def count_adds(model: keras.Model) -> int:
     """How many residual additions the network has (0 for the plain variant)."""
     return sum(isinstance(layer, layers.Add) for layer in model.layers)

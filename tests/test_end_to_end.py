@@ -119,7 +119,8 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     report = json.loads((final / "report.json").read_text())
     best = json.loads((run_dir / "best.json").read_text())
     assert report["hyperparameters"] == best["hyperparameters"]
-    assert report["epochs"] == best["lineage_epochs"]
+    assert report["epochs"] == 2 * best["lineage_epochs"]  # the default --epochs-factor
+    assert report["augment"] == ["flip", "erase"] and report["schedule"].startswith("1-epoch")
     assert report["chosen_from"]["trial_id"] == best["trial_id"]
     assert report["train_on"] == "train+valid"
     assert report["sizes"] == {"train": 375, "valid": 0, "test": 10000}
@@ -134,6 +135,11 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     assert {"tensorflow", "keras", "keras_tuner"} <= set(report["versions"])
     assert "Test accuracy" in (final / "report.md").read_text()
     assert list((final / "tensorboard" / "train").glob("events*"))
+    # the saved model is plain Keras: no augmentation layers
+    import keras
+
+    model = keras.models.load_model(final / "model.keras")
+    assert not any(layer.name.startswith("aug") for layer in model.layers)
     assert not (run_dir / "final.partial").exists()
     assert f"test accuracy {report['test_accuracy']:.4f}" in proc.stdout
 

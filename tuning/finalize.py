@@ -375,12 +375,17 @@ def finalize(
     )
     train_s = time.perf_counter() - t0
 
+    # What is tested is what is saved: the trained network without its training-only
+    # augmentation layers, so plain keras.models.load_model reads it.
+    from hypermodels import inference_copy
+
+    final_model = inference_copy(model, hp, mean, variance, settings["precision"])
     # The one and only look at the test set.
     x_test, y_test, _ = load_arrays(data_dir, "test")
     t0 = time.perf_counter()
-    result = evaluate(model, x_test, y_test)
+    result = evaluate(final_model, x_test, y_test)
     eval_s = time.perf_counter() - t0
-    model.save(partial / "model.keras")
+    final_model.save(partial / "model.keras")
 
     report = {
         "hyperparameters": hp,

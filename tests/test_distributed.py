@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import pytest
 from conftest import ROOT, SEARCH_ARGS, run_module
 
 from tuning import records
-from tuning.distributed import Cluster, resolve_cluster
+from tuning.distributed import Cluster, free_port, resolve_cluster
 from tuning.errors import UsageError
 from tuning.plan import hyperband_plan
 
 BOUND_S = 150  # every process must have exited by itself within this
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(*args: str) -> subprocess.Popen:

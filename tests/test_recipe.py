@@ -177,3 +177,26 @@ def test_finalize_rejects_a_bad_schedule_setting(search_run):
     assert proc.returncode == 2 and "--warmup-epochs must be non-negative" in proc.stderr
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--epochs-factor", "0")
     assert proc.returncode == 2 and "--epochs-factor must be in (0, 100]" in proc.stderr
+
+
+def test_the_hypermodel_builds_trials_with_the_search_recipe():
+    import keras_tuner
+
+    from hypermodels import ResNetHyperModel, SearchSpace
+
+    space = SearchSpace(1, 1, (8,), "on", 0.01, 0.01)
+    hm = ResNetHyperModel(
+        space, momentum=0.9, weight_decay=1e-4, label_smoothing=0.1, augment=("erase",)
+    )
+    model = hm.build(keras_tuner.HyperParameters())
+    assert model.get_layer("augment").layers[0].name == "aug_erase"
+    assert model.optimizer.weight_decay == pytest.approx(1e-4)
+    assert isinstance(model.loss, SparseSmoothedCrossentropy)
+    plain = ResNetHyperModel(space).build(keras_tuner.HyperParameters())
+    assert not any(layer.name.startswith("aug") for layer in plain.layers)
+
+
+def test_the_run_definition_records_the_recipe(search_run):
+    definition = json.loads((search_run[0] / "run.json").read_text())["definition"]
+    assert definition["augment"] == [] and definition["trial_images"] == 12000
+    assert definition["weight_decay"] == 0.0 and definition["label_smoothing"] == 0.0

@@ -137,19 +137,13 @@ def make_strategy(name: str, cpu_replicas: int | None = None):
     """``tf.distribute.MirroredStrategy`` over this machine's GPUs (KerasTuner's
     ``distribution_strategy``), or None. ``cpu_replicas`` splits the CPU into that many
     logical devices instead, to try data-parallel training where there is no GPU. Call it
-    before TensorFlow places anything on a device."""
-    if name not in STRATEGIES:
-        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {name!r}")
+    before TensorFlow places anything on a device; ``SearchConfig`` has validated both."""
     if name == "none":
-        if cpu_replicas:
-            raise UsageError("--cpu-replicas needs --strategy mirrored")
         return None
     import tensorflow as tf
 
     devices = None
     if cpu_replicas:
-        if cpu_replicas < 1:
-            raise UsageError(f"--cpu-replicas must be positive, not {cpu_replicas}")
         if tf.config.list_physical_devices("GPU"):
             raise UsageError("--cpu-replicas is for machines without a GPU")
         cpu = tf.config.list_physical_devices("CPU")[0]
@@ -239,11 +233,11 @@ class Heartbeat:
             with contextlib.suppress(Exception):
                 self.client.stub.GetTrial(request, timeout=self.interval)
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
 
 
@@ -261,30 +255,27 @@ class Chief:
         self.lock = threading.Lock()
 
     # -- called from the gRPC threads ----------------------------------------------------
+    def tuner_of(self, trial_id: str) -> str | None:
+        """The worker running this trial, if any."""
+        ongoing = list(self.oracle.ongoing_trials.items())
+        return next((k for k, t in ongoing if t.trial_id == trial_id), None)
+
     def seen(self, tuner_id: str | None = None, trial_id: str | None = None) -> None:
         if tuner_id is None and trial_id is not None:
-            tuner_id = next(
-                (k for k, t in list(self.oracle.ongoing_trials.items()) if t.trial_id == trial_id),
-                None,
-            )
+            tuner_id = self.tuner_of(trial_id)
         if tuner_id is not None:
             with self.lock:
                 self.last_seen[tuner_id] = time.monotonic()
 
     def trial_started(self, tuner_id: str, trial) -> None:
-        from tuning.tuner import FINISHED
+        from tuning.tuner import count_finished, describe_hyperparameters
 
-        done = sum(t.status in FINISHED for t in self.oracle.trials.values())
+        done = count_finished(self.oracle)
         values = trial.hyperparameters.values
-        hps = ", ".join(
-            f"{k}={values.get(k):.3g}"
-            if isinstance(values.get(k), float)
-            else f"{k}={values.get(k)}"
-            for k in records.HP_NAMES
-        )
         print(
             f"[trial {done + 1} of {self.planned_trials}] id {trial.trial_id} -> {tuner_id}: "
-            f"epochs {values.get('tuner/initial_epoch')}->{values.get('tuner/epochs')}; {hps}",
+            f"epochs {values.get('tuner/initial_epoch')}->{values.get('tuner/epochs')}; "
+            + describe_hyperparameters(values),
             flush=True,
         )
 
@@ -318,11 +309,11 @@ class Chief:
                 print(f"chief: {tuner_id} left (silent for {now - last:.0f} s)", flush=True)
 
     def finished(self) -> bool:
-        from tuning.tuner import FINISHED
+        from tuning.tuner import count_finished
 
         if self.oracle.ongoing_trials or self.oracle.tuner_ids:
             return False
-        done = sum(t.status in FINISHED for t in self.oracle.trials.values())
+        done = count_finished(self.oracle)
         return self.stop_triggered or (done >= self.planned_trials and not self.oracle._retry_queue)
 
     def serve(self, poll_s: float = 0.5) -> None:
@@ -394,10 +385,7 @@ def _servicer(chief: Chief):
 
         def EndTrial(self, request, context):
             trial_id = request.trial.trial_id
-            tuner_id = next(
-                (k for k, t in list(chief.oracle.ongoing_trials.items()) if t.trial_id == trial_id),
-                None,
-            )
+            tuner_id = chief.tuner_of(trial_id)
             chief.seen(tuner_id=tuner_id)
             known = chief.oracle.trials.get(trial_id)
             if known is not None and known.status in FINISHED:

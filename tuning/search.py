@@ -252,7 +252,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
 
     from hypermodels import ResNetHyperModel
     from tuning.resume import repair_run
-    from tuning.tuner import FINISHED, ResNetHyperband
+    from tuning.tuner import ResNetHyperband, count_finished
 
     if config.deterministic:
         import tensorflow as tf
@@ -320,7 +320,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
     )
     if worker:
         return run_worker(tuner, cluster, x_train, y_train, fit_args)
-    finished_before = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
+    finished_before = count_finished(tuner.oracle)
     if finished_before:
         print(f"resuming: {finished_before} trials already finished", flush=True)
     t0 = time.perf_counter()
@@ -341,7 +341,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         raise
     rows = tuner.write_results()
     elapsed = time.perf_counter() - t0
-    finished = sum(t.status in FINISHED for t in tuner.oracle.trials.values())
+    finished = count_finished(tuner.oracle)
     if finished == finished_before and state == "resume":
         print(f"search in {run_dir} is already complete; nothing to run.")
     else:

@@ -52,6 +52,16 @@ FINISHED = {
 }
 
 
+def count_finished(oracle) -> int:
+    """How many of the oracle's trials have ended (completed, failed or invalid)."""
+    return sum(t.status in FINISHED for t in oracle.trials.values())
+
+
+def describe_hyperparameters(values: dict) -> str:
+    """``blocks=2, filters=64, skip=True, learning_rate=0.0125`` for progress lines."""
+    return ", ".join(f"{k}={_short(values.get(k))}" for k in records.HP_NAMES)
+
+
 class ChiefLost(keras_tuner.errors.FatalError):
     """A worker lost its chief; KerasTuner must not record this as a failed trial."""
 
@@ -240,10 +250,10 @@ class ResNetHyperband(keras_tuner.Hyperband):
         if self._is_worker():
             from tuning.distributed import Heartbeat
 
-            self._heartbeat = Heartbeat(self.oracle, trial.trial_id).__enter__()
+            self._heartbeat = Heartbeat(self.oracle, trial.trial_id).start()
             head = f"[{self.tuner_id}] trial id {trial.trial_id}"
         else:
-            done = sum(t.status in FINISHED for t in self.oracle.trials.values())
+            done = count_finished(self.oracle)
             total = f" of {self.planned_trials}" if self.planned_trials else ""
             head = f"[trial {done + 1}{total}] id {trial.trial_id}"
         resume = ""
@@ -252,8 +262,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         print(
             f"{head}: bracket {values.get('tuner/bracket')}"
             f" round {values.get('tuner/round')}, epochs {values.get('tuner/initial_epoch')}"
-            f"->{values.get('tuner/epochs')}{resume}; "
-            + ", ".join(f"{k}={_short(values.get(k))}" for k in records.HP_NAMES),
+            f"->{values.get('tuner/epochs')}{resume}; " + describe_hyperparameters(values),
             flush=True,
         )
 
@@ -312,7 +321,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
 
     def on_trial_end(self, trial):
         if self._heartbeat is not None:
-            self._heartbeat.__exit__(None, None, None)
+            self._heartbeat.stop()
             self._heartbeat = None
         seconds = time.perf_counter() - self._started.pop(trial.trial_id, time.perf_counter())
         path = self.history_path(trial.trial_id)
@@ -465,10 +474,8 @@ class ResNetHyperband(keras_tuner.Hyperband):
 
 
 def _is_rpc_error(exc: BaseException) -> bool:
-    try:
-        import grpc
-    except ImportError:  # pragma: no cover - grpc comes with KerasTuner
-        return False
+    import grpc  # a KerasTuner dependency; imported late like its distribute module
+
     return isinstance(exc, grpc.RpcError)
 
 

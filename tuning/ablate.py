@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuning import records
-from tuning.config import add_data_args, add_retraining_args, versions
+from tuning.config import RECIPE_OFF, add_data_args, add_retraining_args, versions
 from tuning.errors import ArgumentParser, UsageError, run_cli
 from tuning.finalize import choose, run_settings
 
@@ -196,8 +196,7 @@ def run_ablation(
     if meta_path.is_file():
         old = records.read_json(meta_path)
         # Ablations recorded before the recipe options existed trained without them.
-        before = {"weight_decay": 0.0, "label_smoothing": 0.0, "augment": []}
-        recorded = {**before, **old["definition"]}
+        recorded = {**RECIPE_OFF, **old["definition"]}
         diffs = [
             f"{k}: {recorded.get(k)!r} -> {v!r}"
             for k, v in definition.items()

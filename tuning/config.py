@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hypermodels.space import SearchSpace, parse_float_range, parse_int_list, parse_int_range
+from tuning.distributed import STRATEGIES
 from tuning.errors import UsageError
 
 DEFAULT_DIRECTORY = "runs"
@@ -34,6 +35,8 @@ DEFAULT_EPOCHS_FACTOR = 2.0  # finalize epochs = factor x the best trial's linea
 # the finalizer's long training on train+valid uses it.
 DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")
 SCHEDULES = ("cosine", "constant")
+# What a run recorded before the recipe options existed trained with: none of them.
+RECIPE_OFF = {"weight_decay": 0.0, "label_smoothing": 0.0, "augment": []}
 
 
 @dataclass
@@ -81,8 +84,10 @@ class SearchConfig:
                 "--max-consecutive-failures must be at least 1, "
                 f"not {self.max_consecutive_failures}"
             )
-        if self.strategy not in ("none", "mirrored"):
-            raise UsageError(f"--strategy must be none or mirrored, not {self.strategy!r}")
+        if self.strategy not in STRATEGIES:
+            raise UsageError(
+                f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
+            )
         if self.cpu_replicas is not None and (self.strategy != "mirrored" or self.cpu_replicas < 1):
             raise UsageError("--cpu-replicas needs --strategy mirrored and a positive count")
         if self.subset is not None and self.subset < 1:

@@ -34,6 +34,7 @@ from tuning.config import (
     DEFAULT_SCHEDULE,
     DEFAULT_SEED,
     DEFAULT_WARMUP_EPOCHS,
+    RECIPE_OFF,
     SCHEDULES,
     VALID_FRACTION,
     add_data_args,
@@ -139,6 +140,7 @@ def run_settings(
     run_file = Path(run_dir) / "run.json"
     run = records.read_json(run_file) if run_file.is_file() else {}
     definition = run.get("definition", {})
+    recipe = {**RECIPE_OFF, **definition}
     settings = {
         "seed": definition.get("seed", DEFAULT_SEED) if seed is None else seed,
         "subset": definition.get("subset") if subset is None else subset,
@@ -147,13 +149,11 @@ def run_settings(
         else batch_size,
         "momentum": definition.get("momentum", DEFAULT_MOMENTUM) if momentum is None else momentum,
         "nesterov": bool(definition.get("nesterov", False)),
-        "weight_decay": float(definition.get("weight_decay", 0.0))
-        if weight_decay is None
-        else weight_decay,
-        "label_smoothing": float(definition.get("label_smoothing", 0.0))
+        "weight_decay": float(recipe["weight_decay"]) if weight_decay is None else weight_decay,
+        "label_smoothing": float(recipe["label_smoothing"])
         if label_smoothing is None
         else label_smoothing,
-        "augment": tuple(definition.get("augment", ())) if augment_names is None else augment_names,
+        "augment": tuple(recipe["augment"]) if augment_names is None else augment_names,
         "data_dir": data_dir,
         "precision": resolve_precision(
             definition.get("precision", "auto") if precision is None else precision

@@ -40,6 +40,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # -- ablation ---------------------------------------------------------------------------
 def ablation_summary(rows: list[dict]) -> list[dict]:
     """Per depth: each arm's mean/sd, the paired difference (skip - plain) and a verdict."""
@@ -94,10 +101,7 @@ def plot_accuracy_vs_depth(summary: list[dict], path: Path) -> Path:
     ax.set_title("Skip connections vs plain network, by depth")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_loss_curves(histories: list[dict], path: Path) -> Path:
@@ -122,10 +126,7 @@ def plot_loss_curves(histories: list[dict], path: Path) -> Path:
         ax.set_ylabel("loss (log scale)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 # -- search and final model -----------------------------------------------------------
@@ -152,10 +153,7 @@ def plot_search(rows: list[dict], path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("val_accuracy (best epoch)")
     fig.suptitle("Search: each completed trial (blue: skip on, orange: skip off)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_final(report: dict, path: Path) -> Path:
@@ -184,10 +182,7 @@ def plot_final(report: dict, path: Path) -> Path:
     ax2.set_xlabel("test accuracy")
     ax2.set_title("Per-class accuracy")
     ax2.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_tensorboard_images(logdir: Path, pngs: dict[str, Path]) -> None:

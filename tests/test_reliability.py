@@ -236,3 +236,33 @@ def test_checkpoints_needed_follows_hyperband_rounds():
     ]
     needed = oracle.checkpoints_needed()
     assert needed == {f"{i:04d}" for i in range(1, 9)} | {"0009"}
+
+
+def _fit_with_resume_checkpoint(trial_dir: Path, stop=None, epochs: int = 3) -> None:
+    import keras
+
+    from tuning.resume import ResumeCheckpoint
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((8, 4), "float32")
+    cb = ResumeCheckpoint(trial_dir, stop)
+    model.fit(x, np.zeros((8, 2), "float32"), epochs=epochs, verbose=0, callbacks=[cb])
+
+
+def test_resume_checkpoint_keeps_the_newest_epoch_but_skips_the_last(tmp_path):
+    from tuning.resume import resume_files
+
+    _fit_with_resume_checkpoint(tmp_path, epochs=3)
+    # Epoch 1's file was replaced by epoch 2's; the last epoch is recorded by the trial.
+    assert [k for k, _ in resume_files(tmp_path)] == [2]
+
+
+def test_ctrl_c_in_the_last_epoch_still_saves_it(tmp_path):
+    from tuning.resume import GracefulStop, SearchInterrupted, resume_files
+
+    stop = GracefulStop()
+    stop.requested = True
+    with pytest.raises(SearchInterrupted, match="stopped after epoch 1"):
+        _fit_with_resume_checkpoint(tmp_path, stop, epochs=1)
+    assert [k for k, _ in resume_files(tmp_path)] == [1]

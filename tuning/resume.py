@@ -1,9 +1,9 @@
 """Crash safety: per-epoch resume checkpoints, a graceful Ctrl-C, and repairing a run.
 
 KerasTuner already re-runs a trial that was interrupted, but from its first epoch. Here
-every epoch leaves ``trial_<id>/resume-epoch<k>.keras`` (the model with its optimizer
-state, written atomically), so a rerun continues the interrupted trial from its last
-completed epoch: at most one epoch is lost.
+every epoch but a trial's last leaves ``trial_<id>/resume-epoch<k>.keras`` (the model with
+its optimizer state, written atomically), so a rerun continues the interrupted trial from
+its last saved epoch: at most one epoch is lost.
 
 :func:`repair_run` runs before the tuner reloads a run: a trial whose ``trial.json`` is
 unreadable, or whose best checkpoint is damaged, is sent back to KerasTuner's retry queue
@@ -13,6 +13,7 @@ unreadable, or whose best checkpoint is damaged, is sent back to KerasTuner's re
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -73,7 +74,7 @@ def clear_resume_files(trial_dir: Path) -> None:
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):
-    """Saves model + optimizer after every epoch; stops after it if Ctrl-C was pressed."""
+    """Saves model + optimizer after every epoch but the last; stops after it on Ctrl-C."""
 
     def __init__(self, trial_dir: Path, stop: GracefulStop | None = None) -> None:
         super().__init__()
@@ -82,6 +83,12 @@ class ResumeCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1  # absolute number of epochs behind these weights
+        stopping = self.stop is not None and self.stop.requested
+        if done >= self.params.get("epochs", math.inf) and not stopping:
+            # The trial's last epoch: the trial ends next and deletes its resume files, so
+            # this save would only cost time (~0.1 s). A kill before the trial is
+            # recorded loses this one epoch, as anywhere else.
+            return
         final = self.trial_dir / f"resume-epoch{done}.keras"
         tmp = self.trial_dir / f".resume-epoch{done}.tmp.keras"
         try:
@@ -92,7 +99,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
         for k, path in resume_files(self.trial_dir):
             if k < done:
                 path.unlink(missing_ok=True)
-        if self.stop is not None and self.stop.requested:
+        if stopping:
             raise SearchInterrupted(f"stopped after epoch {done}")
 
 

@@ -19,6 +19,7 @@ an HParams callback beside it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import time
@@ -39,6 +40,7 @@ from tuning.resume import (
     SearchInterrupted,
     clear_resume_files,
     load_resume,
+    resume_files,
 )
 
 # A Hyperband continuation loads its parent's weights into a fresh optimizer, as
@@ -60,6 +62,23 @@ def count_finished(oracle) -> int:
 def describe_hyperparameters(values: dict) -> str:
     """``blocks=2, filters=64, skip=True, learning_rate=0.0125`` for progress lines."""
     return ", ".join(f"{k}={_short(values.get(k))}" for k in records.HP_NAMES)
+
+
+@contextlib.contextmanager
+def frozen_startup_objects():
+    """Keep what exists now (TensorFlow's modules, the data) out of Python's cyclic GC.
+
+    KerasTuner runs a full ``gc.collect()`` twice before building each trial's model; a
+    full collection walks every object in the process, ~380k once TensorFlow is imported
+    (0.3 s each on a 2-core CPU). Frozen, it walks only what the trials created
+    (0.03-0.08 s), and still frees each finished trial's model. Unfrozen on the way out.
+    """
+    gc.collect()  # freeze only what is alive
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class ChiefLost(keras_tuner.errors.FatalError):
@@ -231,6 +250,10 @@ class ResNetHyperband(keras_tuner.Hyperband):
             self.oracle.save()
         records.atomic_write_json(self._get_tuner_fname(), self.get_state())
 
+    def search(self, *fit_args, **fit_kwargs):
+        with frozen_startup_objects():
+            return super().search(*fit_args, **fit_kwargs)
+
     # -- hooks --------------------------------------------------------------------------
     def on_search_begin(self):
         super().on_search_begin()
@@ -285,10 +308,12 @@ class ResNetHyperband(keras_tuner.Hyperband):
         for i, c in enumerate(callbacks):
             if type(c) is tuner_utils.SaveBestEpoch:
                 callbacks[i] = saver = AtomicSaveBestEpoch(c.objective, c.filepath)
-        keras.backend.clear_session()
         strategy = self.distribution_strategy
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            resumed = load_resume(trial_dir, trial.trial_id)
+        resumed = None
+        if resume_files(trial_dir):
+            keras.backend.clear_session()  # _try_build does it on the other path
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                resumed = load_resume(trial_dir, trial.trial_id)
         if resumed is not None:
             model, done = resumed
             previous = _read_history(recorder.path).get("epochs", [])

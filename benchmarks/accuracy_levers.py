@@ -68,8 +68,14 @@ SETTINGS = {
             "batch128": {"batch_size": 128},
         }.items()
     },
+    # Phase 3: the finalizer's recipe (warm-up + cosine, flip + erase) at several peak
+    # rates, to choose the rate it decays from (the search picks a constant rate).
+    **{
+        f"fe_lr{lr:g}": {"schedule": "cosine", "learning_rate": lr, "augment": ("flip", "erase")}
+        for lr in (0.0125, 0.025, 0.05, 0.1, 0.2)
+    },
 }
-FIELDS = ["setting", "seed", "epochs", "train_images", "filters", "blocks", "val_accuracy",
+FIELDS = ["setting", "seed", "epochs", "train_images", "filters", "blocks", "skip", "val_accuracy",
           "best_val_accuracy", "val_loss", "train_accuracy", "seconds"]  # fmt: skip
 
 
@@ -84,7 +90,8 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         else s["learning_rate"]
     )
     model = build_resnet(
-        args.blocks, args.filters, True, lr, s["momentum"], splits.mean, splits.variance,
+        args.blocks, args.filters, not args.no_skip, lr, s["momentum"],
+        splits.mean, splits.variance,
         nesterov=s["nesterov"], precision=args.precision, weight_decay=s["weight_decay"],
         label_smoothing=s["label_smoothing"], augment=s["augment"],
     )  # fmt: skip
@@ -100,6 +107,7 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         "train_images": len(y_tr),
         "filters": args.filters,
         "blocks": args.blocks,
+        "skip": not args.no_skip,
         "val_accuracy": round(h["val_accuracy"][-1], 5),
         "best_val_accuracy": round(max(h["val_accuracy"]), 5),
         "val_loss": round(h["val_loss"][-1], 5),
@@ -109,7 +117,9 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
 
 
 def reference(name: str) -> str:
-    """What a setting is compared with: phase 2 settings with their base, cosine_lr0.05."""
+    """What a setting is compared with: phase 2 with cosine_lr0.05, phase 3 with fe_lr0.0125."""
+    if name.startswith("fe_"):
+        return "fe_lr0.0125"
     return "cosine_lr0.05" if name.startswith("c05_") else "base"
 
 
@@ -149,6 +159,7 @@ def main() -> int:
     p.add_argument("--train-images", type=int, default=12000)
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--filters", type=int, default=32)
+    p.add_argument("--no-skip", action="store_true", help="plain network (skip off)")
     p.add_argument("--precision", default="auto")
     p.add_argument("--out", default="docs/accuracy_levers.csv")
     p.add_argument("--summary", action="store_true", help="only print the table from --out")
@@ -167,14 +178,21 @@ def main() -> int:
     x_tr, y_tr, _, _ = stratified_take(splits.x_train, splits.y_train, args.train_images, 1)
     out = Path(args.out)
     rows = list(csv.DictReader(out.open())) if out.is_file() else []
-    done = {(r["setting"], int(r["seed"]), int(r["epochs"]), int(r["train_images"]),
-             int(r["filters"]), int(r["blocks"])) for r in rows}  # fmt: skip
+    skip = str(not args.no_skip)
+
+    def key_of(r: dict) -> tuple:
+        # CSVs written before the --no-skip option hold skip-on networks only.
+        return (r["setting"], int(r["seed"]), int(r["epochs"]), int(r["train_images"]),
+                int(r["filters"]), int(r["blocks"]), str(r.get("skip") or True))  # fmt: skip
+
+    done = {key_of(r) for r in rows}
     print(f"{len(y_tr)} training images, {len(splits.y_valid)} validation images, "
-          f"{args.blocks} blocks x {args.filters} filters, {args.epochs} epochs, "
+          f"{args.blocks} blocks x {args.filters} filters, skip {skip.lower()}, "
+          f"{args.epochs} epochs, "
           f"{args.precision}", flush=True)  # fmt: skip
     for seed in seeds:  # seed-major: every setting gets one seed before any gets two
         for name in names:
-            key = (name, seed, args.epochs, len(y_tr), args.filters, args.blocks)
+            key = (name, seed, args.epochs, len(y_tr), args.filters, args.blocks, skip)
             if key in done:
                 continue
             row = run_one(splits, x_tr, y_tr, name, seed, args)
@@ -188,9 +206,8 @@ def main() -> int:
                     w.writeheader()
                 w.writerow(row)
             rows.append(row)
-    same = [r for r in rows if int(r["epochs"]) == args.epochs
-            and int(r["train_images"]) == len(y_tr) and int(r["filters"]) == args.filters
-            and int(r["blocks"]) == args.blocks]  # fmt: skip
+    here = (args.epochs, len(y_tr), args.filters, args.blocks, skip)
+    same = [r for r in rows if key_of(r)[2:] == here]
     print(summarize(same))
     return 0
 

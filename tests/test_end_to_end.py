@@ -121,6 +121,8 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     assert report["hyperparameters"] == best["hyperparameters"]
     assert report["epochs"] == 2 * best["lineage_epochs"]  # the default --epochs-factor
     assert report["augment"] == ["flip", "erase"] and report["schedule"].startswith("1-epoch")
+    searched = best["hyperparameters"]["learning_rate"]  # default --lr-scale 4, --max-lr 0.1
+    assert report["peak_learning_rate"] == pytest.approx(min(4 * searched, 0.1))
     assert report["chosen_from"]["trial_id"] == best["trial_id"]
     assert report["train_on"] == "train+valid"
     assert report["sizes"] == {"train": 375, "valid": 0, "test": 10000}

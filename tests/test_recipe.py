@@ -19,7 +19,7 @@ from hypermodels.recipe import (
     warmup_cosine,
 )
 from hypermodels.resnet import build_resnet
-from tuning.finalize import finalize
+from tuning.finalize import finalize, peak_learning_rate
 from tuning.search import trial_training_set
 
 
@@ -141,8 +141,11 @@ def test_finalize_applies_the_recipe_and_the_epoch_factor(search_run, data_dir, 
     report = finalize(
         run_dir, data_dir=str(data_dir), epochs_factor=2.0, augment="flip,translate",
         label_smoothing=0.05, weight_decay=1e-4, schedule="cosine", warmup_epochs=1,
-        overwrite=True, verbose=0,
+        lr_scale=3.0, max_lr=1.0, overwrite=True, verbose=0,
     )  # fmt: skip
+    searched = report["hyperparameters"]["learning_rate"]
+    assert report["peak_learning_rate"] == pytest.approx(3 * searched)
+    assert f"3 x the searched {searched:.4g}" in report["schedule"]
     lineage = report["chosen_from"]["lineage_epochs"]
     assert report["epochs"] == 2 * lineage
     assert "2 x the best trial's" in report["epochs_source"]
@@ -171,12 +174,25 @@ def test_bad_recipe_flags_are_usage_errors(args, message, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_peak_learning_rate_is_the_scaled_searched_rate_under_the_cap():
+    assert peak_learning_rate(0.0125, 1.0, 0.1) == (0.0125, "0.0125")
+    rate, text = peak_learning_rate(0.0125, 4.0, 0.1)
+    assert rate == pytest.approx(0.05) and text == "0.05 (4 x the searched 0.0125)"
+    rate, text = peak_learning_rate(0.04, 4.0, 0.1)
+    assert rate == 0.1 and text == "0.1 (4 x the searched 0.04, capped by --max-lr 0.1)"
+    assert peak_learning_rate(0.5, 1.0, 0.1)[0] == 0.1  # the cap holds at scale 1 too
+
+
 def test_finalize_rejects_a_bad_schedule_setting(search_run):
     run_dir, _, _ = search_run
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--warmup-epochs", "-1")
     assert proc.returncode == 2 and "--warmup-epochs must be non-negative" in proc.stderr
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--epochs-factor", "0")
     assert proc.returncode == 2 and "--epochs-factor must be in (0, 100]" in proc.stderr
+    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--lr-scale", "0")
+    assert proc.returncode == 2 and "--lr-scale must be in (0, 1000]" in proc.stderr
+    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--max-lr", "-1")
+    assert proc.returncode == 2 and "--max-lr must be a positive number" in proc.stderr
 
 
 def test_the_hypermodel_builds_trials_with_the_search_recipe():

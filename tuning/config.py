@@ -31,6 +31,10 @@ DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (N
 DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
 DEFAULT_WARMUP_EPOCHS = 1
 DEFAULT_EPOCHS_FACTOR = 2.0  # finalize epochs = factor x the best trial's lineage epochs
+# The finalizer's (peak) learning rate = scale x the searched rate, at most DEFAULT_MAX_LR:
+# trials run at a constant rate, while warm-up + cosine decay tolerates a higher peak.
+DEFAULT_LR_SCALE = 4.0  # measured: docs/accuracy.md, "The finalizer's peak rate"
+DEFAULT_MAX_LR = 0.1
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
 # the finalizer's long training on train+valid uses it.
 DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")

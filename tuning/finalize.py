@@ -29,6 +29,8 @@ from tuning.config import (
     DEFAULT_DIRECTORY,
     DEFAULT_EPOCHS_FACTOR,
     DEFAULT_FINAL_AUGMENT,
+    DEFAULT_LR_SCALE,
+    DEFAULT_MAX_LR,
     DEFAULT_MOMENTUM,
     DEFAULT_PROJECT,
     DEFAULT_SCHEDULE,
@@ -119,6 +121,22 @@ def choose(run_dir: Path, trial: str | None, hyperparameters: str | None) -> tup
     }
 
 
+def peak_learning_rate(searched: float, scale: float, cap: float) -> tuple[float, str]:
+    """The rate the finalizer trains at (its schedule's peak) and how it was derived.
+
+    Hyperband trials run at a constant rate; under warm-up + cosine decay a higher peak
+    trains better (docs/accuracy.md), so the searched rate is scaled, but never beyond
+    ``cap`` (a rate where SGD with momentum starts to diverge on these networks).
+    """
+    rate = min(scale * searched, cap)
+    if scale == 1 and rate == searched:
+        return rate, f"{rate:.4g}"
+    how = f"{scale:g} x the searched {searched:.4g}"
+    if rate < scale * searched:
+        how += f", capped by --max-lr {cap:g}"
+    return rate, f"{rate:.4g} ({how})"
+
+
 def run_settings(
     run_dir: Path,
     seed: int | None = None,
@@ -203,7 +221,7 @@ def render_markdown(report: dict) -> str:
         f"| blocks | {hp['blocks']} |",
         f"| filters | {hp['filters']} |",
         f"| skip connections | {'on' if hp['skip'] else 'off'} |",
-        f"| learning rate (SGD) | {hp['learning_rate']:.4g} |",
+        f"| searched learning rate (SGD) | {hp['learning_rate']:.4g} |",
         f"| momentum | {report['momentum']}{' (Nesterov)' if report['nesterov'] else ''} |",
         f"| learning-rate schedule | {report['schedule']} |",
         f"| weight decay | {report['weight_decay']:g} |",
@@ -257,6 +275,8 @@ def finalize(
     schedule: str = DEFAULT_SCHEDULE,
     warmup_epochs: int = DEFAULT_WARMUP_EPOCHS,
     epochs_factor: float = DEFAULT_EPOCHS_FACTOR,
+    lr_scale: float = DEFAULT_LR_SCALE,
+    max_lr: float = DEFAULT_MAX_LR,
     overwrite: bool = False,
     verbose: int = 2,
 ) -> dict:
@@ -279,7 +299,12 @@ def finalize(
         raise UsageError(f"--warmup-epochs must be non-negative, not {warmup_epochs}")
     if not 0 < epochs_factor <= 100:
         raise UsageError(f"--epochs-factor must be in (0, 100], not {epochs_factor}")
+    if not 0 < lr_scale <= 1000:
+        raise UsageError(f"--lr-scale must be in (0, 1000], not {lr_scale}")
+    if not 0 < max_lr < math.inf:
+        raise UsageError(f"--max-lr must be a positive number, not {max_lr}")
     hp, chosen = choose(run_dir, trial, hyperparameters)
+    peak_lr, lr_text = peak_learning_rate(hp["learning_rate"], lr_scale, max_lr)
 
     settings = run_settings(
         run_dir, seed, subset, batch_size, momentum, data_dir, precision,
@@ -332,11 +357,9 @@ def finalize(
     keras.utils.set_random_seed(seed)
     steps_per_epoch = math.ceil(len(y_fit) / batch_size)
     learning_rate = (
-        warmup_cosine(
-            hp["learning_rate"], steps_per_epoch * epochs, steps_per_epoch * warmup_epochs
-        )
+        warmup_cosine(peak_lr, steps_per_epoch * epochs, steps_per_epoch * warmup_epochs)
         if schedule == "cosine"
-        else hp["learning_rate"]
+        else peak_lr
     )
     model = build_resnet(
         **{**hp, "learning_rate": learning_rate},
@@ -350,9 +373,9 @@ def finalize(
         augment=settings["augment"],
     )
     schedule_text = (
-        f"{warmup_epochs}-epoch warm-up + cosine decay from {hp['learning_rate']:.4g}"
+        f"{warmup_epochs}-epoch warm-up + cosine decay from {lr_text}"
         if schedule == "cosine"
-        else f"constant {hp['learning_rate']:.4g}"
+        else f"constant {lr_text}"
     )
     print(
         f"finalize: {hp} for {epochs} epochs ({epochs_source}) on {train_on} "
@@ -392,6 +415,9 @@ def finalize(
         "momentum": momentum,
         "nesterov": nesterov,
         "schedule": schedule_text,
+        "peak_learning_rate": peak_lr,
+        "lr_scale": lr_scale,
+        "max_lr": max_lr,
         "weight_decay": settings["weight_decay"],
         "label_smoothing": settings["label_smoothing"],
         "augment": list(settings["augment"]),
@@ -472,6 +498,18 @@ def build_parser() -> ArgumentParser:
         "(%(default)s)",
     )
     p.add_argument("--warmup-epochs", type=int, default=DEFAULT_WARMUP_EPOCHS, help="(%(default)s)")
+    p.add_argument(
+        "--lr-scale",
+        type=float,
+        default=DEFAULT_LR_SCALE,
+        help="train at this many times the searched learning rate (%(default)s) ...",
+    )
+    p.add_argument(
+        "--max-lr",
+        type=float,
+        default=DEFAULT_MAX_LR,
+        help="... but at most this rate (%(default)s)",
+    )
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")

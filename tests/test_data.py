@@ -132,3 +132,29 @@ def test_standardizer_is_fitted_on_train_only(data_dir):
     np.testing.assert_allclose(splits.variance.ravel(), scaler.scale_**2, rtol=1e-5)
     valid_mean = splits.x_valid.reshape(len(splits.x_valid), -1).mean(axis=0)
     assert not np.allclose(splits.mean.ravel(), valid_mean, rtol=1e-3)
+
+
+def test_as_dataset_batches_every_image_once_per_epoch_in_a_new_order():
+    import keras
+
+    from tuning.data import as_dataset
+
+    x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 2, 2)
+    y = np.arange(10)
+    keras.utils.set_random_seed(3)
+    ds = as_dataset(x, y, 4, shuffle=True)
+    assert ds.options().autotune.enabled is False
+    epochs = [[(bx.numpy(), by.numpy()) for bx, by in ds] for _ in range(2)]
+    for batches in epochs:
+        assert [len(by) for _, by in batches] == [4, 4, 2]  # the last batch is partial
+        order = np.concatenate([by for _, by in batches])
+        assert sorted(order) == list(range(10))
+        for bx, by in batches:  # images stay with their labels
+            assert np.array_equal(bx, x[by])
+    first, second = (np.concatenate([by for _, by in b]) for b in epochs)
+    assert not np.array_equal(first, second)  # reshuffled each epoch
+    keras.utils.set_random_seed(3)
+    again = np.concatenate([by.numpy() for _, by in as_dataset(x, y, 4, shuffle=True)])
+    assert np.array_equal(again, first)  # reproducible from the seed
+    plain = np.concatenate([by.numpy() for _, by in as_dataset(x, y, 4, shuffle=False)])
+    assert np.array_equal(plain, y)

@@ -28,11 +28,13 @@ from pathlib import Path
 
 import keras
 import keras_tuner
+import numpy as np
 from keras_tuner.src.engine import trial as trial_module
 from keras_tuner.src.engine import tuner_utils
 from keras_tuner.src.tuners.hyperband import HyperbandOracle
 
 from tuning import records
+from tuning.data import as_dataset
 from tuning.resume import (
     CHECKPOINT,
     GracefulStop,
@@ -332,6 +334,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
             self._get_build_config_fname(trial.trial_id), model.get_build_config()
         )
         callbacks.append(ResumeCheckpoint(trial_dir, self.stop))
+        args, kwargs = _arrays_as_datasets(args, kwargs)
         self.hypermodel.fit(hp, model, *args, **kwargs)
         # KerasTuner scores the trial from the whole trial's epochs, resumed or not.
         return _history_from(recorder.epochs)
@@ -496,6 +499,25 @@ class ResNetHyperband(keras_tuner.Hyperband):
             eta = elapsed * 60 / new * (self.planned_epochs - done)
             text += f"; {done}/{self.planned_epochs} epochs, ETA {format_duration(eta)}"
         return text
+
+
+def _arrays_as_datasets(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """fit(x, y, batch_size=, shuffle=, validation_data=(x, y)) on our own tf.data pipeline.
+
+    Keras turns arrays into an autotuned tf.data pipeline whose teardown at the end of
+    each fit stalls at random (tuning.data.as_dataset); ours has autotuning off.
+    """
+    if len(args) != 2 or not all(isinstance(a, np.ndarray) for a in args):
+        return args, kwargs
+    kwargs = dict(kwargs)
+    batch_size = kwargs.pop("batch_size", None) or 32  # Keras' default
+    shuffle = kwargs.pop("shuffle", True)
+    kwargs["shuffle"] = False  # the dataset shuffles itself (fit's default would warn)
+    fit_args = (as_dataset(*args, batch_size, shuffle=bool(shuffle)),)
+    valid = kwargs.get("validation_data")
+    if isinstance(valid, tuple) and len(valid) == 2:
+        kwargs["validation_data"] = as_dataset(*valid, batch_size, shuffle=False)
+    return fit_args, kwargs
 
 
 def _is_rpc_error(exc: BaseException) -> bool:

@@ -269,13 +269,13 @@ def load_splits(
 
 
 def as_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool):
-    """In-memory arrays as a batched ``tf.data`` pipeline for ``fit`` and ``evaluate``.
+    """In-memory arrays as a batched ``tf.data`` pipeline for ``fit``.
 
-    Same batches as Keras' own handling of arrays (a new order each epoch, from the global
-    seed; the last batch partial), without tf.data's autotuning: deleting an autotuned
-    iterator joins its optimization thread, which stalled the end of ``fit`` by up to 5 s
-    at random (up to 20 s per trial in a search; benchmarks/RESULTS.md). Only indices are
-    shuffled and each batch is one gather, so an epoch costs no per-image Python work.
+    Batched like Keras' own handling of arrays (every image once per epoch in a new order
+    from the global seed, the last batch partial), but without tf.data's autotuning:
+    deleting an autotuned iterator joins its optimization thread, which stalled the end of
+    ``fit`` by up to 5 s at random (up to 20 s per trial in a search; benchmarks/RESULTS.md).
+    Only indices are shuffled and each batch is one gather: no per-image Python work.
     """
     import tensorflow as tf
 

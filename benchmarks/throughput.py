@@ -3,10 +3,14 @@
 Variants, timed alternately in one process (round-robin, median of the rounds):
 - ``lab``: the lab's code path: scikit-learn StandardScaler on the flattened float images,
   a float32 functional ResNet on (28, 28, 1) inputs, ``model.fit`` on the float arrays;
-- ``ours``: our default: uint8 images in, standardization inside the model, precision
-  ``auto`` (bfloat16 mixed precision on this CPU), XLA as ``--xla`` says (default off);
-- ``ours-f32``: our pipeline in float32 (separates the precision gain from the rest);
-- ``ours-xla``: our default with ``jit_compile=True``.
+- ``ours``: what search and finalize run: uint8 images in, standardization inside the
+  model, precision ``auto`` (bfloat16 mixed precision on this CPU), fused batch
+  normalization, fed by ``tuning.data.as_dataset``, XLA off;
+- ``ours-f32``: the same in float32 (separates the precision gain);
+- ``ours-keras-bn``: the same with Keras' own BatchNormalization (separates the fused BN);
+- ``ours-arrays``: the same network fed NumPy arrays through Keras (separates the input
+  pipeline);
+- ``ours-xla``: ``ours`` with ``jit_compile=True``.
 It also measures the matmul peak of this machine (float32 and bfloat16) and reports the
 model's training FLOP rate against it.
 
@@ -97,24 +101,33 @@ def main() -> None:
     lab_prep = time.perf_counter() - t0
 
     mean, var = fit_standardizer(x)
+
+    def ours(precision: str = auto, fused: bool = True, xla: bool = False):
+        model = build_resnet(
+            2, 64, True, 1e-3, 0.0, mean, var, precision=precision, fused_batchnorm=fused
+        )
+        if xla:
+            model.compile(
+                optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=True
+            )
+        return model
+
     variants = {
         "lab": (lab_model(), x_lab),
-        "ours": (build_resnet(2, 64, True, 1e-3, 0.0, mean, var, precision=auto), x),
-        "ours-f32": (build_resnet(2, 64, True, 1e-3, 0.0, mean, var, precision="float32"), x),
+        "ours": (ours(), x),
+        "ours-f32": (ours(precision="float32"), x),
+        "ours-keras-bn": (ours(fused=False), x),
+        "ours-arrays": (ours(), x),
+        "ours-xla": (ours(xla=True), x),
     }
-    xla = build_resnet(2, 64, True, 1e-3, 0.0, mean, var, precision=auto)
-    xla.compile(optimizer=xla.optimizer, loss=xla.loss, metrics=["accuracy"], jit_compile=True)
-    variants["ours-xla"] = (xla, x)
-    # What trials run on: the same network fed by tuning.data.as_dataset.
-    variants["ours-tfdata"] = (build_resnet(2, 64, True, 1e-3, 0.0, mean, var, precision=auto), x)
     keras.mixed_precision.set_global_policy("float32")
 
     def one_pass(name: str, model, data, labels) -> None:
-        if name == "ours-tfdata":
+        if name in ("lab", "ours-arrays"):  # Keras' own handling of NumPy arrays
+            model.fit(data, labels, batch_size=256, epochs=1, verbose=0)
+        else:
             ds = as_dataset(data, labels, 256, shuffle=True)
             model.fit(ds, epochs=1, verbose=0, shuffle=False)
-        else:
-            model.fit(data, labels, batch_size=256, epochs=1, verbose=0)
 
     for name, (model, data) in variants.items():  # warm-up: tracing and first-step costs
         one_pass(name, model, data[:512], y[:512])
@@ -130,11 +143,11 @@ def main() -> None:
     train_flops = 3 * forward_flops(2, 64)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; auto precision = {auto}")
     print(f"{a.images} images per pass, batch 256, {a.rounds} alternating rounds (median)")
-    print("variant       images/s   vs lab   model GFLOP/s")
+    print("variant         images/s   vs lab   model GFLOP/s")
     lab = statistics.median(rates["lab"])
     for name, r in rates.items():
         med = statistics.median(r)
-        print(f"{name:<12} {med:>9.0f}  {med / lab:>6.2f}x  {med * train_flops / 1e9:>10.1f}")
+        print(f"{name:<14} {med:>9.0f}  {med / lab:>6.2f}x  {med * train_flops / 1e9:>10.1f}")
     print(f"lab preprocessing (StandardScaler, once): {lab_prep:.2f} s")
     print(f"matmul peak (2048^2): float32 {peak32 / 1e9:.1f} GFLOP/s, bfloat16 {peak16 / 1e9:.1f}")
     best = statistics.median(rates["ours"]) * train_flops

@@ -87,6 +87,7 @@ def train_one(splits, hp: dict, blocks: int, skip: bool, seed: int, settings: di
     import keras
 
     from hypermodels import build_resnet
+    from tuning.data import as_dataset
 
     keras.backend.clear_session()
     # The same seed for both arms: same initial weights (the add has none) and shuffling.
@@ -106,13 +107,12 @@ def train_one(splits, hp: dict, blocks: int, skip: bool, seed: int, settings: di
         augment=settings["augment"],
     )
     t0 = time.perf_counter()
+    batch_size = settings["batch_size"]
     history = model.fit(
-        splits.x_train,
-        splits.y_train,
+        as_dataset(splits.x_train, splits.y_train, batch_size, shuffle=True),
         epochs=epochs,
-        batch_size=settings["batch_size"],
-        shuffle=True,
-        validation_data=(splits.x_valid, splits.y_valid),
+        shuffle=False,  # the dataset reshuffles itself every epoch
+        validation_data=as_dataset(splits.x_valid, splits.y_valid, batch_size, shuffle=False),
         callbacks=[keras.callbacks.TensorBoard(str(logdir), write_graph=False)],
         verbose=verbose,
     ).history

@@ -105,6 +105,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
 
 def load_resume(trial_dir: Path, trial_id: str) -> tuple[keras.Model, int] | None:
     """The newest loadable resume checkpoint: (model, epochs done), or None."""
+    import hypermodels.resnet  # noqa: F401  (registers the custom layers the file names)
+
     for epoch, path in reversed(resume_files(trial_dir)):
         try:
             model = keras.models.load_model(path)

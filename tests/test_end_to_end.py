@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -19,6 +20,8 @@ def test_search_prints_plan_and_next_step(search_run):
     assert f"tensorboard --logdir {run_dir / 'tensorboard'}" in proc.stdout
     assert "next: python -m tuning.finalize --run-dir" in proc.stdout
     assert "[trial 6 of 6]" in proc.stdout
+    estimate = r"estimated wall time: about \d+ s .* s start-up per trial measured"
+    assert re.search(estimate, proc.stdout)
 
 
 def test_trials_csv_matches_the_trials(search_run):

@@ -56,3 +56,26 @@ def test_flops_model_by_hand():
     space = SearchSpace(blocks_min=1, blocks_max=2, filters=(16, 32))
     grid = [forward_flops(b, f) for b in (1, 2) for f in (16, 32)]
     assert mean_training_flops(space) == pytest.approx(3 * sum(grid) / 4)
+
+
+def test_estimate_is_epochs_times_flops_over_rate_plus_trial_start_up():
+    from hypermodels import SearchSpace
+    from tuning.cost import Calibration, estimate_seconds, mean_training_flops
+
+    space = SearchSpace(blocks_min=1, blocks_max=2, filters=(16, 32))
+    measured = Calibration(flops_per_second=2e9, trial_start_s=1.5)
+    # 11 epochs of 1,000 training images (3 passes' FLOPs each: forward + 2 backward) and
+    # 300 validation images (forward only), plus 6 trials' start-up
+    per_epoch = mean_training_flops(space) * (1000 + 300 / 3) / 2e9
+    assert estimate_seconds(space, 11, 6, 1000, 300, measured) == pytest.approx(
+        11 * per_epoch + 6 * 1.5
+    )
+
+
+def test_calibration_measures_a_positive_rate_and_start_up():
+    from hypermodels import SearchSpace
+    from tuning.cost import calibrate
+
+    measured = calibrate(SearchSpace(blocks_min=1, blocks_max=1, filters=(8,)), 16, "float32")
+    assert 1e6 < measured.flops_per_second < 1e14  # a CPU's training rate, in FLOP/s
+    assert 0.0 < measured.trial_start_s < 60.0  # building and tracing take time

@@ -2,7 +2,9 @@
 
 Cost model: the training FLOPs of each network of the space (3x the forward pass:
 forward, input gradients, weight gradients) times a rate measured here, on this machine and
-at this precision, by timing a few training steps of one mid-sized network of the space.
+at this precision, by timing a few training steps of one mid-sized network of the space,
+plus each trial's start-up (building the model, tracing its train and validation steps),
+timed on the same network.
 Hyperband draws round-0 trials uniformly, so the mean over the space is what an epoch costs
 on average. Small networks run at a lower FLOP rate than the calibration network and large
 ones at a higher one, so read the figure as "within a factor of about 2".
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,39 +38,74 @@ def mean_training_flops(space: SearchSpace) -> float:
     return 3.0 * float(np.mean(grid))
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What a short timed training of one network of the space measured on this machine."""
+
+    flops_per_second: float  # steady-state training FLOP rate
+    trial_start_s: float  # per trial: building, tracing the train and validation steps
+
+
 def calibrate(
-    space: SearchSpace, batch_size: int, precision: str | None = None, steps: int = 3
-) -> float:
-    """Training FLOPs per second of a mid-sized network of the space, measured now."""
+    space: SearchSpace, batch_size: int, precision: str | None = None, steps: int = 4
+) -> Calibration:
+    """Time a mid-sized network of the space: its start-up, then ``steps`` training steps.
+
+    Timestamps are taken inside ``fit`` (after each batch and at the epoch's end), so the
+    rate is the steady state and neither the first step's tracing nor the input
+    pipeline's teardown after ``fit`` counts as training.
+    """
     import keras
 
     from hypermodels import build_resnet
+    from tuning.data import as_dataset
 
     blocks = (space.blocks_min + space.blocks_max) // 2
     filters = sorted(space.filters)[len(space.filters) // 2]
-    model = build_resnet(
-        blocks=blocks, filters=filters, skip=True, learning_rate=1e-3, precision=precision
-    )
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch_size * (steps + 1), 28, 28)).astype(np.uint8)
     y = rng.integers(0, 10, len(x))
-    model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
+    batch_ends: list[float] = []
+    epoch_end: list[float] = []
+    stamps = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_end.append(time.perf_counter()),
+    )
     t0 = time.perf_counter()
-    model.fit(x[batch_size:], y[batch_size:], batch_size=batch_size, epochs=1, verbose=0)
-    seconds = time.perf_counter() - t0
+    model = build_resnet(
+        blocks=blocks, filters=filters, skip=True, learning_rate=1e-3, precision=precision
+    )
+    model.fit(
+        as_dataset(x, y, batch_size, shuffle=False),
+        validation_data=as_dataset(x[:batch_size], y[:batch_size], batch_size, shuffle=False),
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+        callbacks=[stamps],
+    )
     del model
     keras.backend.clear_session()
-    return 3.0 * forward_flops(blocks, filters) * batch_size * steps / seconds
+    step = (batch_ends[-1] - batch_ends[0]) / steps
+    # First step: build + trace + one step; validation: trace + one forward pass (1/3 step).
+    start = (batch_ends[0] - t0 - step) + (epoch_end[0] - batch_ends[-1] - step / 3.0)
+    rate = 3.0 * forward_flops(blocks, filters) * batch_size / step
+    return Calibration(flops_per_second=rate, trial_start_s=max(0.0, start))
 
 
 def estimate_seconds(
-    space: SearchSpace, epochs: int, n_train: int, n_valid: int, flops_per_second: float
+    space: SearchSpace,
+    epochs: int,
+    trials: int,
+    n_train: int,
+    n_valid: int,
+    calibration: Calibration,
 ) -> float:
-    """Plan epochs x (train + validation passes) x mean FLOPs / measured rate."""
+    """Plan epochs x (train + validation passes) x mean FLOPs / measured rate, plus each
+    trial's start-up."""
     per_image = mean_training_flops(space)
     # validation is a forward pass only: a third of a training step's FLOPs
-    per_epoch = per_image * (n_train + n_valid / 3.0) / flops_per_second
-    return epochs * per_epoch
+    per_epoch = per_image * (n_train + n_valid / 3.0) / calibration.flops_per_second
+    return epochs * per_epoch + trials * calibration.trial_start_s
 
 
 def format_duration(seconds: float) -> str:

@@ -282,13 +282,15 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         raise ProjectError(f"the build check failed: {type(exc).__name__}: {exc}") from None
     print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
     if cluster.role == "single":
-        rate = calibrate(config.space, config.batch_size, policy)
+        measured = calibrate(config.space, config.batch_size, policy)
         estimate = estimate_seconds(
-            config.space, plan.epochs, sizes["trial_train"], sizes["valid"], rate
+            config.space, plan.epochs, plan.trials, sizes["trial_train"], sizes["valid"], measured
         )
         print(
             f"estimated wall time: about {format_duration(estimate)} for the whole plan on "
-            f"this machine ({rate / 1e9:.1f} GFLOP/s measured; rough, within a factor of ~2)",
+            f"this machine ({measured.flops_per_second / 1e9:.1f} GFLOP/s and "
+            f"{measured.trial_start_s:.1f} s start-up per trial measured; rough, within a "
+            "factor of ~2)",
             flush=True,
         )
 

@@ -143,11 +143,16 @@ def main() -> None:
     train_flops = 3 * forward_flops(2, 64)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; auto precision = {auto}")
     print(f"{a.images} images per pass, batch 256, {a.rounds} alternating rounds (median)")
-    print("variant         images/s   vs lab   model GFLOP/s")
+    print("variant         images/s   vs lab   model GFLOP/s   rounds (images/s)")
     lab = statistics.median(rates["lab"])
     for name, r in rates.items():
         med = statistics.median(r)
-        print(f"{name:<14} {med:>9.0f}  {med / lab:>6.2f}x  {med * train_flops / 1e9:>10.1f}")
+        each = " ".join(f"{v:.0f}" for v in r)
+        print(
+            f"{name:<14} {med:>9.0f}  {med / lab:>6.2f}x  {med * train_flops / 1e9:>10.1f}   {each}"
+        )
+    paired = " ".join(f"{o / b:.2f}" for o, b in zip(rates["ours"], rates["lab"], strict=True))
+    print(f"ours / lab, round by round: {paired}")
     print(f"lab preprocessing (StandardScaler, once): {lab_prep:.2f} s")
     print(f"matmul peak (2048^2): float32 {peak32 / 1e9:.1f} GFLOP/s, bfloat16 {peak16 / 1e9:.1f}")
     best = statistics.median(rates["ours"]) * train_flops

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from hypermodels.recipe import warmup_cosine  # noqa: E402
 from hypermodels.resnet import build_resnet  # noqa: E402
-from tuning.data import load_splits, stratified_take  # noqa: E402
+from tuning.data import as_dataset, load_splits, stratified_take  # noqa: E402
 from tuning.precision import resolve  # noqa: E402
 
 BASE = {
@@ -96,9 +96,11 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         label_smoothing=s["label_smoothing"], augment=s["augment"],
     )  # fmt: skip
     t0 = time.perf_counter()
-    h = model.fit(
-        x_tr, y_tr, epochs=args.epochs, batch_size=s["batch_size"], shuffle=True,
-        validation_data=(splits.x_valid, splits.y_valid), verbose=0,
+    batch = s["batch_size"]
+    h = model.fit(  # the pipeline the finalizer trains on
+        as_dataset(x_tr, y_tr, batch, shuffle=True), epochs=args.epochs, shuffle=False,
+        validation_data=as_dataset(splits.x_valid, splits.y_valid, batch, shuffle=False),
+        verbose=0,
     ).history  # fmt: skip
     return {
         "setting": name,
@@ -181,9 +183,11 @@ def main() -> int:
     skip = str(not args.no_skip)
 
     def key_of(r: dict) -> tuple:
-        # CSVs written before the --no-skip option hold skip-on networks only.
+        # CSVs written before the --no-skip option hold skip-on networks only (no value).
+        skip_value = r.get("skip")
+        skip_value = True if skip_value in (None, "") else skip_value
         return (r["setting"], int(r["seed"]), int(r["epochs"]), int(r["train_images"]),
-                int(r["filters"]), int(r["blocks"]), str(r.get("skip") or True))  # fmt: skip
+                int(r["filters"]), int(r["blocks"]), str(skip_value))  # fmt: skip
 
     done = {key_of(r) for r in rows}
     print(f"{len(y_tr)} training images, {len(splits.y_valid)} validation images, "

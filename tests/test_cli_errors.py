@@ -34,6 +34,7 @@ def call(module, argv, capsys):
         (["--batch-size", "0"], "--batch-size must be positive"),
         (["--momentum", "1.5"], "--momentum must be in"),
         (["--subset", "0"], "--subset must be positive"),
+        (["--resume-every", "-1"], "--resume-every must be a number of seconds"),
         (["--project-name", "a/b"], "plain folder name"),
     ],
 )

@@ -51,6 +51,7 @@ def common(data_dir: Path, tmp_path: Path, port: int) -> list[str]:
     return [
         "--data-dir", str(data_dir), "--directory", str(tmp_path), "--project-name", "dist",
         *SEARCH_ARGS, "--oracle", f"127.0.0.1:{port}",
+        "--resume-every", "0",  # a resume checkpoint after every epoch: the kill tests need one
     ]  # fmt: skip
 
 

@@ -52,7 +52,8 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_search(search_run
     reference, _, _ = search_run
     args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "k"]
     run_dir = tmp_path / "k"
-    proc = _popen_search([*args, *SEARCH_ARGS])
+    # A resume checkpoint after every epoch (the default waits 60 s of training).
+    proc = _popen_search([*args, *SEARCH_ARGS, "--resume-every", "0"])
     # Trial 0004 trains 3 epochs from scratch: kill it once its first epoch is saved.
     _wait_for(lambda: list((run_dir / "trial_0004").glob("resume-epoch*.keras")), proc)
     proc.send_signal(signal.SIGKILL)
@@ -238,7 +239,9 @@ def test_checkpoints_needed_follows_hyperband_rounds():
     assert needed == {f"{i:04d}" for i in range(1, 9)} | {"0009"}
 
 
-def _fit_with_resume_checkpoint(trial_dir: Path, stop=None, epochs: int = 3) -> None:
+def _fit_with_resume_checkpoint(
+    trial_dir: Path, stop=None, epochs: int = 3, every_s: float = 0.0
+) -> None:
     import keras
 
     from tuning.resume import ResumeCheckpoint
@@ -246,7 +249,7 @@ def _fit_with_resume_checkpoint(trial_dir: Path, stop=None, epochs: int = 3) -> 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
     x = np.zeros((8, 4), "float32")
-    cb = ResumeCheckpoint(trial_dir, stop)
+    cb = ResumeCheckpoint(trial_dir, stop, every_s)
     model.fit(x, np.zeros((8, 2), "float32"), epochs=epochs, verbose=0, callbacks=[cb])
 
 
@@ -256,6 +259,18 @@ def test_resume_checkpoint_keeps_the_newest_epoch_but_skips_the_last(tmp_path):
     _fit_with_resume_checkpoint(tmp_path, epochs=3)
     # Epoch 1's file was replaced by epoch 2's; the last epoch is recorded by the trial.
     assert [k for k, _ in resume_files(tmp_path)] == [2]
+
+
+def test_resume_checkpoints_wait_for_their_interval_but_not_on_ctrl_c(tmp_path):
+    from tuning.resume import GracefulStop, SearchInterrupted, resume_files
+
+    _fit_with_resume_checkpoint(tmp_path, epochs=3, every_s=3600.0)
+    assert resume_files(tmp_path) == []  # three short epochs: no save due yet
+    stop = GracefulStop()
+    stop.requested = True
+    with pytest.raises(SearchInterrupted, match="stopped after epoch 1"):
+        _fit_with_resume_checkpoint(tmp_path, stop, epochs=3, every_s=3600.0)
+    assert [k for k, _ in resume_files(tmp_path)] == [1]
 
 
 def test_ctrl_c_in_the_last_epoch_still_saves_it(tmp_path):

@@ -22,6 +22,8 @@ DEFAULT_FACTOR = 3
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MOMENTUM = 0.9  # the lab used 0 (plain SGD); 0.9 trains far faster at the same cost
 DEFAULT_SEED = 0
+# A trial's resume checkpoint is written at most this often (s of training; 0: every epoch).
+DEFAULT_RESUME_EVERY_S = 60.0
 VALID_FRACTION = 0.2
 # The training recipe around the four searched hyperparameters (docs/accuracy.md).
 DEFAULT_WEIGHT_DECAY = 0.0
@@ -65,6 +67,7 @@ class SearchConfig:
     deterministic: bool = False
     max_consecutive_failures: int = 3
     prune_checkpoints: bool = False
+    resume_every_s: float = DEFAULT_RESUME_EVERY_S  # how often, not what the experiment is
     strategy: str = "none"  # how each trial trains, not what the experiment is
     cpu_replicas: int | None = None
     overwrite: bool = False
@@ -94,6 +97,10 @@ class SearchConfig:
             )
         if self.cpu_replicas is not None and (self.strategy != "mirrored" or self.cpu_replicas < 1):
             raise UsageError("--cpu-replicas needs --strategy mirrored and a positive count")
+        if not 0.0 <= self.resume_every_s < float("inf"):
+            raise UsageError(
+                f"--resume-every must be a number of seconds >= 0, not {self.resume_every_s}"
+            )
         if self.subset is not None and self.subset < 1:
             raise UsageError(f"--subset must be positive, not {self.subset}")
         if not self.project_name or Path(self.project_name).name != self.project_name:

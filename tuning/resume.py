@@ -17,6 +17,7 @@ import math
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import keras
@@ -74,12 +75,24 @@ def clear_resume_files(trial_dir: Path) -> None:
 
 
 class ResumeCheckpoint(keras.callbacks.Callback):
-    """Saves model + optimizer after every epoch but the last; stops after it on Ctrl-C."""
+    """Saves model + optimizer after an epoch; stops after it on Ctrl-C.
 
-    def __init__(self, trial_dir: Path, stop: GracefulStop | None = None) -> None:
+    A checkpoint is written once ``every_s`` seconds of training have passed since the
+    trial started or since the last one (0: after every epoch), never after the trial's
+    last epoch, and always on Ctrl-C. A kill loses at most ``every_s`` plus one epoch.
+    """
+
+    def __init__(
+        self, trial_dir: Path, stop: GracefulStop | None = None, every_s: float = 0.0
+    ) -> None:
         super().__init__()
         self.trial_dir = Path(trial_dir)
         self.stop = stop
+        self.every_s = every_s
+        self._last = time.monotonic()
+
+    def on_train_begin(self, logs=None):
+        self._last = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1  # absolute number of epochs behind these weights
@@ -89,6 +102,8 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             # this save would only cost time (~0.1 s). A kill before the trial is
             # recorded loses this one epoch, as anywhere else.
             return
+        if not stopping and time.monotonic() - self._last < self.every_s:
+            return  # short epochs: ~0.1 s per save would be a few % of the search
         final = self.trial_dir / f"resume-epoch{done}.keras"
         tmp = self.trial_dir / f".resume-epoch{done}.tmp.keras"
         try:
@@ -96,6 +111,7 @@ class ResumeCheckpoint(keras.callbacks.Callback):
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
+        self._last = time.monotonic()
         for k, path in resume_files(self.trial_dir):
             if k < done:
                 path.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from tuning.config import (
     DEFAULT_MAX_EPOCHS,
     DEFAULT_MOMENTUM,
     DEFAULT_PROJECT,
+    DEFAULT_RESUME_EVERY_S,
     DEFAULT_SEED,
     DEFAULT_TRIAL_IMAGES,
     VALID_FRACTION,
@@ -311,6 +312,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         planned_trials=plan.trials,
         planned_epochs=plan.epochs,
         prune_checkpoints=config.prune_checkpoints,
+        resume_every_s=config.resume_every_s,
         distribution_strategy=strategy,
     )
     fit_args = dict(
@@ -392,6 +394,15 @@ def build_parser() -> ArgumentParser:
         "--prune-checkpoints",
         action="store_true",
         help="delete checkpoints of trials that no later round can continue (saves disk)",
+    )
+    p.add_argument(
+        "--resume-every",
+        type=float,
+        default=DEFAULT_RESUME_EVERY_S,
+        metavar="SECONDS",
+        help="write a trial's resume checkpoint after an epoch once this much training has "
+        "passed since the last one; a crash loses at most that much, Ctrl-C nothing "
+        "(%(default)g; 0: after every epoch)",
     )
     p.add_argument("--overwrite", action="store_true", help="delete an existing run first")
     space = SearchSpace().cli_defaults()
@@ -512,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         deterministic=args.deterministic,
         max_consecutive_failures=args.max_consecutive_failures,
         prune_checkpoints=args.prune_checkpoints,
+        resume_every_s=args.resume_every,
         strategy=args.strategy,
         cpu_replicas=args.cpu_replicas,
         overwrite=args.overwrite,

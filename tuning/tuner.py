@@ -203,6 +203,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         planned_trials: int | None = None,
         planned_epochs: int | None = None,
         prune_checkpoints: bool = False,
+        resume_every_s: float = 0.0,
         **kwargs,
     ):
         self.run_seed = seed
@@ -210,6 +211,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         self.planned_epochs = planned_epochs
         self._epochs_at_start: int | None = None
         self.prune_checkpoints = prune_checkpoints
+        self.resume_every_s = resume_every_s
         self.stop = GracefulStop()
         self._started: dict[str, float] = {}
         self._seconds_before: dict[str, float] = {}  # training time before a resume
@@ -333,7 +335,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         records.atomic_write_json(
             self._get_build_config_fname(trial.trial_id), model.get_build_config()
         )
-        callbacks.append(ResumeCheckpoint(trial_dir, self.stop))
+        callbacks.append(ResumeCheckpoint(trial_dir, self.stop, self.resume_every_s))
         args, kwargs = _arrays_as_datasets(args, kwargs)
         self.hypermodel.fit(hp, model, *args, **kwargs)
         # KerasTuner scores the trial from the whole trial's epochs, resumed or not.

@@ -134,6 +134,21 @@ def test_standardizer_is_fitted_on_train_only(data_dir):
     assert not np.allclose(splits.mean.ravel(), valid_mean, rtol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_standardizer_equals_standard_scaler_with_constant_pixels(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5000, 6, 6)).astype(dtype)
+    x[:, 0, 0] = 0  # a constant pixel: StandardScaler's scale_ is 1 there
+    x[:, 1, 1] = 255
+    x[:, 2, 2] = np.where(np.arange(5000) == 7, 1, 0)  # nearly constant: tiny variance
+    mean, variance = data.fit_standardizer(x)
+    scaler = StandardScaler().fit(x.reshape(len(x), -1).astype(np.float64))
+    np.testing.assert_array_equal(mean.ravel(), scaler.mean_.astype(np.float32))
+    np.testing.assert_allclose(variance.ravel(), (scaler.scale_**2).astype(np.float32), rtol=1e-6)
+    assert variance[0, 0] == variance[1, 1] == 1.0
+    assert 0 < variance[2, 2] < 1e-3
+
+
 def test_as_dataset_batches_every_image_once_per_epoch_in_a_new_order():
     import keras
 

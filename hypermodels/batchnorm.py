@@ -5,7 +5,7 @@ reductions for the batch moments, the normalization's arithmetic, a cast back, a
 again for the gradient. ``FusedBatchNormV3`` does the forward pass and its gradient in one
 kernel each (oneDNN on CPU, cuDNN on GPU) and takes bfloat16/float16 activations with
 float32 statistics directly. Same result (tests/test_hypermodel.py compares outputs,
-gradients and moving statistics); measured 1.3x more training images per second for the
+gradients and moving statistics); measured 1.25x more training images per second for the
 lab's network on the development CPU (benchmarks/RESULTS.md).
 
 Only training uses the fused kernel; inference, and any configuration the kernel does not

@@ -37,7 +37,7 @@ def residual_block(x, filters: int, skip: bool, name: str, fused_batchnorm: bool
     """conv -> BN -> ReLU -> conv -> BN -> (+ input) -> ReLU.
 
     ``fused_batchnorm`` trains the BN layers with TensorFlow's fused kernel (same
-    arithmetic and weights, ~1.3x faster training; hypermodels.batchnorm).
+    arithmetic and weights, ~1.25x faster training; hypermodels.batchnorm).
     """
     batchnorm = FusedBatchNormalization if fused_batchnorm else layers.BatchNormalization
     shortcut = x

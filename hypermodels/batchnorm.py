@@ -4,7 +4,7 @@ Keras 3 trains ``BatchNormalization`` as separate operations: a cast to float32,
 reductions for the batch moments, the normalization's arithmetic, a cast back, and as many
 again for the gradient. ``FusedBatchNormV3`` does the forward pass and its gradient in one
 kernel each (oneDNN on CPU, cuDNN on GPU) and takes bfloat16/float16 activations with
-float32 statistics directly. Same result (tests/test_hypermodel.py compares outputs,
+float32 statistics directly. Same result (tests/test_batchnorm.py compares outputs,
 gradients and moving statistics); measured 1.25x more training images per second for the
 lab's network on the development CPU (benchmarks/RESULTS.md).
 

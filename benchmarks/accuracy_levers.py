@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hypermodels.recipe import warmup_cosine  # noqa: E402
+from hypermodels.inputs import as_dataset  # noqa: E402
+from hypermodels.optim import warmup_cosine  # noqa: E402
+from hypermodels.recipe import Recipe  # noqa: E402
 from hypermodels.resnet import build_resnet  # noqa: E402
-from tuning.data import as_dataset, load_splits, stratified_take  # noqa: E402
+from tuning.data import load_splits, stratified_take  # noqa: E402
 from tuning.precision import resolve  # noqa: E402
 
 BASE = {
@@ -89,12 +91,18 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         if s["schedule"] == "cosine"
         else s["learning_rate"]
     )
+    recipe = Recipe(s["momentum"], s["nesterov"], s["weight_decay"], s["label_smoothing"],
+                    s["augment"])  # fmt: skip
     model = build_resnet(
-        args.blocks, args.filters, not args.no_skip, lr, s["momentum"],
-        splits.mean, splits.variance,
-        nesterov=s["nesterov"], precision=args.precision, weight_decay=s["weight_decay"],
-        label_smoothing=s["label_smoothing"], augment=s["augment"],
-    )  # fmt: skip
+        args.blocks,
+        args.filters,
+        not args.no_skip,
+        lr,
+        recipe,
+        splits.mean,
+        splits.variance,
+        precision=args.precision,
+    )
     t0 = time.perf_counter()
     batch = s["batch_size"]
     h = model.fit(  # the pipeline the finalizer trains on

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tuning.distributed import free_port  # noqa: E402
+from tuning.engine import free_port  # noqa: E402
 
 
 def launch(args: list[str]) -> subprocess.Popen:

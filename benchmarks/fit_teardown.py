@@ -38,7 +38,9 @@ def main() -> int:
     import tensorflow as tf
 
     from hypermodels import build_resnet
-    from tuning.data import as_dataset, load_splits
+    from hypermodels.inputs import as_dataset
+    from hypermodels.recipe import Recipe
+    from tuning.data import load_splits
 
     s = load_splits(a.data_dir, 0)
     x, y = s.x_train[: a.images], s.y_train[: a.images]
@@ -57,7 +59,7 @@ def main() -> int:
     for _ in range(a.fits):
         for name in PIPELINES:  # alternate, so drifts in machine speed hit all alike
             keras.backend.clear_session(free_memory=False)
-            model = build_resnet(1, 16, True, 0.01, 0.9, s.mean, s.variance)
+            model = build_resnet(1, 16, True, 0.01, Recipe(momentum=0.9), s.mean, s.variance)
             mark = Mark()
             if name == "keras-arrays":
                 model.fit(x, y, batch_size=256, epochs=1, validation_data=(xv, yv),

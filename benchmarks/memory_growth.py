@@ -33,8 +33,7 @@ def main() -> None:
 
     from hypermodels import SearchSpace
     from tuning.config import SearchConfig
-    from tuning.search import run_search
-    from tuning.tuner import ResNetHyperband
+    from tuning.engine import ResNetHyperband, run_search
 
     samples: list[float] = []
     original = ResNetHyperband.on_trial_end

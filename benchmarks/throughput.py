@@ -86,8 +86,9 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from hypermodels import build_resnet
+    from hypermodels.inputs import as_dataset
     from tuning.cost import forward_flops
-    from tuning.data import as_dataset, fit_standardizer, load_arrays
+    from tuning.data import fit_standardizer, load_arrays
     from tuning.precision import resolve
 
     x, y, _ = load_arrays(a.data_dir, "train")
@@ -104,7 +105,7 @@ def main() -> None:
 
     def ours(precision: str = auto, fused: bool = True, xla: bool = False):
         model = build_resnet(
-            2, 64, True, 1e-3, 0.0, mean, var, precision=precision, fused_batchnorm=fused
+            2, 64, True, 1e-3, None, mean, var, precision=precision, fused_batchnorm=fused
         )
         if xla:
             model.compile(

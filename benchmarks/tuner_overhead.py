@@ -32,7 +32,7 @@ def main() -> None:
 
     from hypermodels.space import SearchSpace, parse_int_list, parse_int_range
     from tuning.config import SearchConfig
-    from tuning.search import run_search
+    from tuning.engine import run_search
 
     lo, hi = parse_int_range(a.blocks, "--blocks")
     space = SearchSpace(lo, hi, parse_int_list(a.filters, "--filters"), "both", 1e-3, 1e-1)

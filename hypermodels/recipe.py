@@ -1,23 +1,20 @@
-"""The training recipe around the four searched hyperparameters.
+"""The training recipe around the four searched hyperparameters, as one value.
 
-Everything here is an option with a measured default (docs/accuracy.md): SGD momentum
-and Nesterov, decoupled weight decay, label smoothing, data augmentation inside the
-model, and the warm-up + cosine learning-rate schedule the finalizer uses (it knows its
-epoch count; a Hyperband trial does not, so trials keep a constant rate).
+Everything in a :class:`Recipe` is an option with a measured default (docs/accuracy.md):
+SGD momentum and Nesterov, decoupled weight decay, label smoothing and data augmentation
+inside the model. It travels as one value from the flags to the model, so a new option
+is added in one place instead of as a keyword argument through every layer.
+
+This module imports no Keras: a command validates its flags with it before paying for
+TensorFlow's import. The Keras parts live in ``hypermodels.augment`` (the augmentation
+layers) and ``hypermodels.optim`` (loss, optimizer, learning-rate schedule).
 """
 
 from __future__ import annotations
 
-import math
-
-import keras
-from keras import layers, ops
+from dataclasses import dataclass
 
 AUGMENTATIONS = ("flip", "translate", "erase")
-TRANSLATE_FRACTION = 0.1  # up to ±2.8 pixels: garments are centred, small shifts are realistic
-ERASE_PROBABILITY = 0.5
-ERASE_MAX_AREA = 0.25
-NO_DECAY = ("bias", "gamma", "beta")  # weight decay shrinks kernels only
 
 
 def parse_augment(text: str | None) -> tuple[str, ...]:
@@ -30,149 +27,65 @@ def parse_augment(text: str | None) -> tuple[str, ...]:
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
         raise ValueError(
-            f"--augment: unknown {', '.join(unknown)} (choose from {', '.join(AUGMENTATIONS)} "
-            "or none)"
+            f"unknown {', '.join(unknown)} (choose from {', '.join(AUGMENTATIONS)} or none)"
         )
     return tuple(n for n in AUGMENTATIONS if n in names)  # canonical order
 
 
-@keras.saving.register_keras_serializable(package="hypermodels")
-class RandomErasing(layers.Layer):
-    """Random erasing (Zhong et al., 2017): set one random rectangle per image to 0.
+@dataclass(frozen=True)
+class Recipe:
+    """How a network of the family is trained, apart from its learning rate.
 
-    On standardized images 0 is the mean image: the rectangle carries no information.
-
-    With probability ``probability`` an image loses a rectangle covering 2%..``max_area``
-    of it, with aspect ratio 0.3..3.3. Training only; the identity at inference.
+    The defaults are the lab's: plain SGD, no regularization, no augmentation.
+    Values are validated here; the messages name the setting, not a flag, so the
+    command line (``tuning.cli``) can say which flag it was.
     """
 
-    def __init__(
-        self,
-        probability: float = ERASE_PROBABILITY,
-        max_area: float = ERASE_MAX_AREA,
-        seed: int | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.probability = probability
-        self.max_area = max_area
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0  # decoupled, kernels only
+    label_smoothing: float = 0.0
+    augment: tuple[str, ...] = ()
 
-    def call(self, x, training=None):
-        if not training:
-            return x
-        h, w = x.shape[1], x.shape[2]
-        u = keras.random.uniform((ops.shape(x)[0], 5), seed=self.seed_generator)
-        area = 0.02 + u[:, 0] * (self.max_area - 0.02)
-        aspect = ops.exp(math.log(0.3) + u[:, 1] * (math.log(3.3) - math.log(0.3)))
-        eh = ops.clip(ops.round(ops.sqrt(area * aspect) * h), 1, h)
-        ew = ops.clip(ops.round(ops.sqrt(area / aspect) * w), 1, w)
-        y0 = ops.floor(u[:, 2] * (h - eh + 1))
-        x0 = ops.floor(u[:, 3] * (w - ew + 1))
-        rows = ops.cast(ops.arange(h), u.dtype)[None, :]
-        cols = ops.cast(ops.arange(w), u.dtype)[None, :]
-        in_rows = (rows >= y0[:, None]) & (rows < (y0 + eh)[:, None])
-        in_cols = (cols >= x0[:, None]) & (cols < (x0 + ew)[:, None])
-        mask = (
-            in_rows[:, :, None] & in_cols[:, None, :] & (u[:, 4] < self.probability)[:, None, None]
-        )
-        return ops.where(mask[..., None], ops.zeros_like(x), x)
+    def __post_init__(self) -> None:
+        for name in ("momentum", "weight_decay", "label_smoothing"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ValueError(f"{name} must be in [0, 1), not {value}")
+        unknown = [n for n in self.augment if n not in AUGMENTATIONS]
+        if unknown:
+            choices = ", ".join(AUGMENTATIONS)
+            raise ValueError(f"unknown {', '.join(unknown)} (choose from {choices})")
+        object.__setattr__(self, "augment", tuple(self.augment))
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self) -> dict:
+    def to_dict(self) -> dict:
+        """As recorded in run.json and the reports (augment as a list)."""
         return {
-            **super().get_config(),
-            "probability": self.probability,
-            "max_area": self.max_area,
-            "seed": self.seed,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "label_smoothing": self.label_smoothing,
+            "augment": list(self.augment),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Recipe:
+        """Read back ``to_dict``; settings a record lacks take the lab's (off) value."""
+        known = {k: d[k] for k in ("momentum", "nesterov", "weight_decay", "label_smoothing")
+                 if d.get(k) is not None}  # fmt: skip
+        return cls(**known, augment=tuple(d.get("augment") or ()))
 
-def augmentation(names: tuple[str, ...] | list[str]) -> keras.Layer | None:
-    """The augmentation stage for standardized images shaped (28, 28, 1), or None."""
-    stages: list[keras.Layer] = []
-    # float32, like the standardization they follow.
-    if "flip" in names:  # left/right mirror: a mirrored shirt is still a shirt
-        stages.append(layers.RandomFlip("horizontal", dtype="float32", name="aug_flip"))
-    if "translate" in names:
-        stages.append(
-            layers.RandomTranslation(
-                TRANSLATE_FRACTION,
-                TRANSLATE_FRACTION,
-                fill_mode="constant",
-                fill_value=0.0,
-                # Whole-pixel shifts: bilinear resampling blurs every shifted image, a
-                # shift away from the sharp validation images that cost 4 points of
-                # accuracy in docs/accuracy.md.
-                interpolation="nearest",
-                dtype="float32",
-                name="aug_translate",
-            )
+    def replace(self, **changes) -> Recipe:
+        """A copy with the given settings changed (None: keep this one's)."""
+        values = self.to_dict()
+        values.update({k: v for k, v in changes.items() if v is not None})
+        values["augment"] = tuple(values["augment"])
+        return Recipe(**values)
+
+    def describe(self) -> str:
+        """``momentum 0.9, weight decay 0, label smoothing 0, augment none``"""
+        momentum = f"momentum {self.momentum:g}" + (" (Nesterov)" if self.nesterov else "")
+        return (
+            f"{momentum}, weight decay {self.weight_decay:g}, label smoothing "
+            f"{self.label_smoothing:g}, augment {','.join(self.augment) or 'none'}"
         )
-    if "erase" in names:
-        stages.append(RandomErasing(dtype="float32", name="aug_erase"))
-    if not stages:
-        return None
-    return keras.Sequential(stages, name="augment")
-
-
-@keras.saving.register_keras_serializable(package="hypermodels")
-class SparseSmoothedCrossentropy(keras.losses.Loss):
-    """Cross-entropy on integer labels with label smoothing (Keras' sparse loss has none)."""
-
-    def __init__(
-        self, label_smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs
-    ) -> None:
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
-        one_hot = ops.one_hot(labels, ops.shape(y_pred)[-1], dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(
-            one_hot, y_pred, label_smoothing=self.label_smoothing
-        )
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-
-def warmup_cosine(
-    peak: float, total_steps: int, warmup_steps: int = 0
-) -> keras.optimizers.schedules.LearningRateSchedule:
-    """Linear warm-up from 0 to ``peak``, then cosine decay to 0 at ``total_steps``."""
-    warmup_steps = max(0, min(warmup_steps, total_steps - 1))
-    decay_steps = max(1, total_steps - warmup_steps)
-    if warmup_steps == 0:
-        return keras.optimizers.schedules.CosineDecay(peak, decay_steps)
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps, warmup_target=peak, warmup_steps=warmup_steps
-    )
-
-
-def compile_model(
-    model: keras.Model,
-    learning_rate,
-    *,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-    weight_decay: float = 0.0,
-    label_smoothing: float = 0.0,
-) -> None:
-    optimizer = keras.optimizers.SGD(
-        learning_rate=learning_rate,
-        momentum=momentum,
-        nesterov=nesterov,
-        weight_decay=weight_decay or None,
-    )
-    if weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY))
-    loss = (
-        SparseSmoothedCrossentropy(label_smoothing)
-        if label_smoothing
-        else "sparse_categorical_crossentropy"
-    )
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])

@@ -21,8 +21,11 @@ import tensorflow as tf
 from keras import layers
 
 from hypermodels import _leakfix
+from hypermodels.augment import augmentation
 from hypermodels.batchnorm import FusedBatchNormalization
-from hypermodels.recipe import augmentation, compile_model
+from hypermodels.inputs import arrays_as_datasets
+from hypermodels.optim import compile_model
+from hypermodels.recipe import Recipe
 from hypermodels.space import SearchSpace
 
 _leakfix.install()  # flat memory across many models in one process (see _leakfix)
@@ -60,14 +63,10 @@ def build_resnet(
     filters: int = 64,
     skip: bool = True,
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
-    momentum: float = 0.0,
+    recipe: Recipe | None = None,
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
-    nesterov: bool = False,
     precision: str | None = None,
-    weight_decay: float = 0.0,
-    label_smoothing: float = 0.0,
-    augment: tuple[str, ...] | list[str] = (),
     fused_batchnorm: bool = True,
 ) -> keras.Model:
     """Build and compile the network. It takes raw pixel values (uint8 or float, 0..255).
@@ -76,11 +75,12 @@ def build_resnet(
     a Normalization layer, so the saved model carries its own preprocessing.
     ``precision`` is a Keras dtype policy ("float32", "mixed_bfloat16", ...); it is set
     here because ``keras.backend.clear_session()`` (which KerasTuner calls before every
-    trial) resets the global policy. ``augment`` names label-preserving random
-    transformations ("flip", "translate", "erase") applied to training batches only;
+    trial) resets the global policy. ``recipe`` (default: the lab's plain SGD) sets the
+    optimizer, the loss and the augmentation, which runs on training batches only;
     ``learning_rate`` may be a schedule (the finalizer's warm-up + cosine decay).
     ``fused_batchnorm=False`` builds Keras' own BatchNormalization layers (for saving).
     """
+    recipe = recipe or Recipe()
     if precision is not None:
         keras.mixed_precision.set_global_policy(precision)
     if mean is None:
@@ -99,9 +99,19 @@ def build_resnet(
     # positions whose statistics were fitted on an almost constant background, giving huge
     # z-scores (measured: -3 to -4 points of accuracy, docs/accuracy.md). It is the
     # identity at inference and runs inside the model, so it needs no input pipeline.
-    augment_stage = augmentation(augment)
+    augment_stage = augmentation(recipe.augment)
     if augment_stage is not None:
         x = augment_stage(x)
+    outputs = body_and_head(x, blocks, filters, skip, fused_batchnorm)
+    model = keras.Model(
+        inputs, outputs, name=f"resnet_b{blocks}_f{filters}_{'skip' if skip else 'plain'}"
+    )
+    compile_model(model, learning_rate, recipe)
+    return model
+
+
+def body_and_head(x, blocks: int, filters: int, skip: bool, fused_batchnorm: bool = True):
+    """Stem, residual blocks and classifier, from standardized (and augmented) images."""
     # The stem has the blocks' width so that the identity shortcut needs no projection.
     x = layers.Conv2D(
         filters, 3, padding="same", activation="relu", kernel_initializer="he_normal", name="stem"
@@ -113,19 +123,7 @@ def build_resnet(
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(256, activation="relu", kernel_initializer="he_normal", name="dense")(x)
     # float32 softmax keeps the probabilities exact under mixed precision.
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probs")(x)
-    model = keras.Model(
-        inputs, outputs, name=f"resnet_b{blocks}_f{filters}_{'skip' if skip else 'plain'}"
-    )
-    compile_model(
-        model,
-        learning_rate,
-        momentum=momentum,
-        nesterov=nesterov,
-        weight_decay=weight_decay,
-        label_smoothing=label_smoothing,
-    )
-    return model
+    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probs")(x)
 
 
 def inference_copy(
@@ -177,41 +175,37 @@ def hp_values(hp: keras_tuner.HyperParameters, space: SearchSpace) -> dict:
 
 
 class ResNetHyperModel(keras_tuner.HyperModel):
-    """Searches blocks, filters, skip and the SGD learning rate; the rest is fixed per run."""
+    """Searches blocks, filters, skip and the SGD learning rate; the rest is fixed per run.
+
+    ``fit`` is where per-trial data handling belongs (KerasTuner's guide): arrays become
+    our own ``tf.data`` pipeline (``hypermodels.inputs``) before Keras sees them.
+    """
 
     def __init__(
         self,
         space: SearchSpace | None = None,
         mean: np.ndarray | None = None,
         variance: np.ndarray | None = None,
-        momentum: float = 0.0,
-        nesterov: bool = False,
+        recipe: Recipe | None = None,
         precision: str | None = None,
-        weight_decay: float = 0.0,
-        label_smoothing: float = 0.0,
-        augment: tuple[str, ...] | list[str] = (),
     ) -> None:
         super().__init__(name="resnet")
-        self.precision = precision
         self.space = space or SearchSpace()
         self.mean = mean
         self.variance = variance
-        self.momentum = momentum
-        self.nesterov = nesterov
-        self.weight_decay = weight_decay
-        self.label_smoothing = label_smoothing
-        self.augment = tuple(augment)
+        self.recipe = recipe or Recipe()
+        self.precision = precision
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         values = hp_values(hp, self.space)
         return build_resnet(
             **values,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
+            recipe=self.recipe,
             precision=self.precision,
             mean=self.mean,
             variance=self.variance,
-            weight_decay=self.weight_decay,
-            label_smoothing=self.label_smoothing,
-            augment=self.augment,
         )
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
+        args, kwargs = arrays_as_datasets(args, kwargs)
+        return model.fit(*args, **kwargs)

@@ -107,3 +107,32 @@ def parse_int_list(text: str, name: str) -> tuple[int, ...]:
         return tuple(int(p) for p in items)
     except ValueError:
         raise ValueError(f"{name} must be comma-separated integers, not {text!r}") from None
+
+
+# The largest networks any command builds (search space, finalize, ablate).
+MAX_BLOCKS = 64
+MAX_FILTERS = 1024
+HP_NAMES = ("blocks", "filters", "skip", "learning_rate")
+
+
+def check_hyperparameters(hp: dict) -> dict:
+    """The four hyperparameters of one network, checked and with their types normalized.
+
+    Raises ValueError naming what is wrong (the caller says where the values came from).
+    """
+    missing = [k for k in HP_NAMES if k not in hp]
+    unknown = [k for k in hp if k not in HP_NAMES]
+    if missing or unknown:
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unknown {', '.join(unknown)}"] if unknown else []
+        raise ValueError(f"{'; '.join(parts)} (needs {', '.join(HP_NAMES)})")
+    blocks, filters, skip, lr = hp["blocks"], hp["filters"], hp["skip"], hp["learning_rate"]
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= MAX_BLOCKS:
+        raise ValueError(f"blocks must be an integer in 1..{MAX_BLOCKS}, not {blocks!r}")
+    if isinstance(filters, bool) or not isinstance(filters, int) or not 1 <= filters <= MAX_FILTERS:
+        raise ValueError(f"filters must be an integer in 1..{MAX_FILTERS}, not {filters!r}")
+    if not isinstance(skip, bool):
+        raise ValueError(f"skip must be true or false, not {skip!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (0 < lr < math.inf):
+        raise ValueError(f"learning_rate must be a positive number, not {lr!r}")
+    return {"blocks": blocks, "filters": filters, "skip": skip, "learning_rate": float(lr)}

@@ -9,9 +9,12 @@ import shutil
 import pytest
 from conftest import run_module
 
-from tuning import ablate, stats
-from tuning.errors import UsageError, run_cli
-from tuning.report import ablation_summary, build_reports
+from tuning import ablate, ablation, cli, records, stats
+from tuning.cli import run_cli
+from tuning.config import AblationConfig, RetrainOptions
+from tuning.errors import UsageError
+from tuning.reporting import build_reports
+from tuning.stats import ablation_summary
 
 HP = json.dumps({"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.02})
 
@@ -79,7 +82,7 @@ def ablation_run(data_dir, tmp_path_factory):
 def test_ablation_cli_writes_rows_histories_plots_and_report(ablation_run):
     run_dir, _, proc = ablation_run
     out = run_dir / "ablation"
-    rows = ablate.read_runs(out)
+    rows = records.read_ablation_runs(out)
     assert len(rows) == 8
     assert {(r["blocks"], r["skip"], r["seed"]) for r in rows} == {
         (b, s, seed) for b in (1, 2) for s in (True, False) for seed in (0, 1)
@@ -119,7 +122,7 @@ def test_more_seeds_train_only_what_is_missing(ablation_run):
     proc = run_module("tuning.ablate", *more)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "4 trainings to run, 8 already done" in proc.stdout
-    assert len(ablate.read_runs(run_dir / "ablation")) == 12
+    assert len(records.read_ablation_runs(run_dir / "ablation")) == 12
 
 
 def test_other_settings_are_refused(ablation_run, capsys):
@@ -133,7 +136,7 @@ def test_other_settings_are_refused(ablation_run, capsys):
 
 def test_interrupted_ablation_resumes(data_dir, tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = ablate.train_one
+    original = ablation.train_one
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -141,13 +144,14 @@ def test_interrupted_ablation_resumes(data_dir, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(ablate, "train_one", flaky)
-    kwargs = dict(hyperparameters=HP, epochs=1, blocks="1", seeds=2, data_dir=str(data_dir),
-                  subset=200, batch_size=64)  # fmt: skip
+    monkeypatch.setattr(ablation, "train_one", flaky)
+    options = RetrainOptions(data_dir=str(data_dir), subset=200, batch_size=64)
+    config = AblationConfig(tmp_path / "run", hyperparameters=json.loads(HP), epochs=1,
+                            blocks=(1,), seeds=2, options=options)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        ablate.run_ablation(tmp_path / "run", **kwargs)
-    assert len(ablate.read_runs(tmp_path / "run" / "ablation")) == 2
-    rows = ablate.run_ablation(tmp_path / "run", **kwargs)
+        ablation.run_ablation(config)
+    assert len(records.read_ablation_runs(tmp_path / "run" / "ablation")) == 2
+    rows = ablation.run_ablation(config)
     assert len(rows) == 4 and calls["n"] == 5  # 2 before, the interrupted one, then 2 more
     assert all(not math.isnan(r["val_accuracy"]) for r in rows)
 
@@ -199,4 +203,4 @@ def test_report_on_an_empty_run_is_a_clear_error(tmp_path, capsys):
     assert run_cli("report", report.main, ["--run-dir", str(tmp_path / "empty")]) == 1
     assert "holds no results to report" in capsys.readouterr().err
     with pytest.raises(UsageError):
-        ablate.parse_blocks("")
+        cli.blocks_from_arg("")

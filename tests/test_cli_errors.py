@@ -9,7 +9,7 @@ import pytest
 from conftest import run_module
 
 from tuning import finalize, search
-from tuning.errors import run_cli
+from tuning.cli import run_cli
 
 
 def call(module, argv, capsys):

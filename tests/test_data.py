@@ -152,7 +152,7 @@ def test_standardizer_equals_standard_scaler_with_constant_pixels(dtype):
 def test_as_dataset_batches_every_image_once_per_epoch_in_a_new_order():
     import keras
 
-    from tuning.data import as_dataset
+    from hypermodels.inputs import as_dataset
 
     x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 2, 2)
     y = np.arange(10)
@@ -178,25 +178,25 @@ def test_as_dataset_batches_every_image_once_per_epoch_in_a_new_order():
 def test_trials_get_arrays_as_datasets_and_everything_else_untouched():
     import tensorflow as tf
 
-    from tuning.tuner import _arrays_as_datasets
+    from hypermodels.inputs import arrays_as_datasets
 
     x, y = np.zeros((10, 2, 2), np.uint8), np.arange(10)
     kwargs = {"batch_size": 4, "shuffle": True, "validation_data": (x, y), "epochs": 3}
-    args, fit_kwargs = _arrays_as_datasets((x, y), kwargs)
+    args, fit_kwargs = arrays_as_datasets((x, y), kwargs)
     assert len(args) == 1 and isinstance(args[0], tf.data.Dataset)
     assert [len(b) for _, b in args[0]] == [4, 4, 2]  # the batch size moved into the data
     assert isinstance(fit_kwargs["validation_data"], tf.data.Dataset)
     assert fit_kwargs["shuffle"] is False and "batch_size" not in fit_kwargs
     assert fit_kwargs["epochs"] == 3 and kwargs["batch_size"] == 4  # the caller's dict kept
     ds = args[0]
-    assert _arrays_as_datasets((ds,), {"epochs": 1}) == ((ds,), {"epochs": 1})
+    assert arrays_as_datasets((ds,), {"epochs": 1}) == ((ds,), {"epochs": 1})
 
 
 def test_frozen_startup_objects_are_unfrozen_and_trial_garbage_still_collected():
     import gc
     import weakref
 
-    from tuning.tuner import frozen_startup_objects
+    from tuning.engine import frozen_startup_objects
 
     class Node:
         pass

@@ -13,7 +13,8 @@ import pytest
 from conftest import ROOT, SEARCH_ARGS, run_module
 
 from tuning import records
-from tuning.distributed import Cluster, free_port, resolve_cluster
+from tuning.config import Cluster
+from tuning.engine import free_port, resolve_cluster
 from tuning.errors import UsageError
 from tuning.plan import hyperband_plan
 

@@ -177,7 +177,7 @@ def test_saved_model_reproduces_the_test_accuracy_in_a_fresh_process(finalized, 
 def test_finalize_refuses_to_overwrite_final(finalized, search_run):
     final, _ = finalized
     before = (final / "report.json").read_bytes()
-    from tuning.errors import run_cli
+    from tuning.cli import run_cli
     from tuning.finalize import main
 
     assert run_cli("finalize", main, ["--run-dir", str(search_run[0])]) == 2

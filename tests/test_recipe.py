@@ -11,16 +11,13 @@ import numpy as np
 import pytest
 from conftest import run_module
 
-from hypermodels.recipe import (
-    RandomErasing,
-    SparseSmoothedCrossentropy,
-    augmentation,
-    parse_augment,
-    warmup_cosine,
-)
+from hypermodels.augment import RandomErasing, augmentation
+from hypermodels.optim import SparseSmoothedCrossentropy, warmup_cosine
+from hypermodels.recipe import Recipe, parse_augment
 from hypermodels.resnet import build_resnet
-from tuning.finalize import finalize, peak_learning_rate
-from tuning.search import trial_training_set
+from tuning.config import FinalizeConfig, RetrainOptions
+from tuning.engine import trial_training_set
+from tuning.final import peak_learning_rate, run_finalize
 
 
 def test_parse_augment_is_canonical_and_strict():
@@ -91,7 +88,7 @@ def test_warmup_cosine_schedule_values():
 
 
 def test_weight_decay_spares_biases_and_batch_norm():
-    model = build_resnet(1, 8, True, 0.01, 0.9, weight_decay=5e-4)
+    model = build_resnet(1, 8, True, 0.01, Recipe(momentum=0.9, weight_decay=5e-4))
     opt = model.optimizer
     opt.build(model.trainable_variables)
     decayed = {v.path for v in model.trainable_variables if opt._use_weight_decay(v)}
@@ -105,10 +102,8 @@ def test_a_model_with_the_whole_recipe_trains_saves_and_reloads(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (128, 28, 28)).astype(np.uint8)
     y = rng.integers(0, 10, 128)
-    model = build_resnet(
-        1, 8, True, warmup_cosine(0.01, 8, 2), 0.9,
-        weight_decay=5e-4, label_smoothing=0.1, augment=("flip", "translate", "erase"),
-    )  # fmt: skip
+    recipe = Recipe(0.9, False, 5e-4, 0.1, ("flip", "translate", "erase"))
+    model = build_resnet(1, 8, True, warmup_cosine(0.01, 8, 2), recipe)
     history = model.fit(x, y, epochs=2, batch_size=32, verbose=0).history
     assert all(math.isfinite(v) for v in history["loss"])
     before = model.predict(x[:8], verbose=0)
@@ -138,11 +133,14 @@ def test_finalize_applies_the_recipe_and_the_epoch_factor(search_run, data_dir, 
     run_dir.mkdir()
     for name in ("run.json", "trials.csv"):
         shutil.copy(search_run[0] / name, run_dir / name)
-    report = finalize(
-        run_dir, data_dir=str(data_dir), epochs_factor=2.0, augment="flip,translate",
-        label_smoothing=0.05, weight_decay=1e-4, schedule="cosine", warmup_epochs=1,
-        lr_scale=3.0, max_lr=1.0, overwrite=True, verbose=0,
+    options = RetrainOptions(
+        data_dir=str(data_dir), augment=("flip", "translate"), label_smoothing=0.05,
+        weight_decay=1e-4,
     )  # fmt: skip
+    report = run_finalize(FinalizeConfig(
+        run_dir, options=options, epochs_factor=2.0, schedule="cosine", warmup_epochs=1,
+        lr_scale=3.0, max_lr=1.0, overwrite=True, verbose=0,
+    ))  # fmt: skip
     searched = report["hyperparameters"]["learning_rate"]
     assert report["peak_learning_rate"] == pytest.approx(3 * searched)
     assert f"3 x the searched {searched:.4g}" in report["schedule"]
@@ -201,9 +199,8 @@ def test_the_hypermodel_builds_trials_with_the_search_recipe():
     from hypermodels import ResNetHyperModel, SearchSpace
 
     space = SearchSpace(1, 1, (8,), "on", 0.01, 0.01)
-    hm = ResNetHyperModel(
-        space, momentum=0.9, weight_decay=1e-4, label_smoothing=0.1, augment=("erase",)
-    )
+    recipe = Recipe(momentum=0.9, weight_decay=1e-4, label_smoothing=0.1, augment=("erase",))
+    hm = ResNetHyperModel(space, recipe=recipe)
     model = hm.build(keras_tuner.HyperParameters())
     assert model.get_layer("augment").layers[0].name == "aug_erase"
     assert model.optimizer.weight_decay == pytest.approx(1e-4)

@@ -146,7 +146,7 @@ def nan_for_high_learning_rates(monkeypatch):
 def test_nan_trials_fail_with_a_reason_and_the_search_goes_on(
     data_dir, tmp_path, nan_for_high_learning_rates, capsys
 ):
-    from tuning.search import run_search
+    from tuning.engine import run_search
 
     rows = run_search(_tiny_config(tmp_path, data_dir, "nan", max_consecutive_failures=4))
     failed = [r for r in rows if r["status"] == "FAILED"]
@@ -167,7 +167,7 @@ def test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monk
     import keras_tuner
 
     from hypermodels import SearchSpace
-    from tuning.search import run_search
+    from tuning.engine import run_search
 
     def fit(self, hp, model, *args, **kwargs):
         raise keras_tuner.errors.FailedTrialError("always broken")
@@ -181,15 +181,16 @@ def test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monk
 
 
 def test_finalize_refuses_a_run_with_only_failures(data_dir, tmp_path, monkeypatch):
-    from tuning.finalize import finalize
+    from tuning.config import FinalizeConfig
+    from tuning.final import run_finalize
 
     test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monkeypatch)
     with pytest.raises(ProjectError, match="no successfully completed trial"):
-        finalize(tmp_path / "bad")
+        run_finalize(FinalizeConfig(tmp_path / "bad"))
 
 
 def test_same_seed_same_hyperparameters_and_deterministic_scores(data_dir, tmp_path):
-    from tuning.search import run_search
+    from tuning.engine import run_search
 
     a = run_search(_tiny_config(tmp_path, data_dir, "a", deterministic=True))
     b = run_search(_tiny_config(tmp_path, data_dir, "b", deterministic=True))
@@ -221,7 +222,7 @@ def test_prune_checkpoints_keeps_what_continuations_need(search_run, tmp_path):
 
 
 def test_checkpoints_needed_follows_hyperband_rounds():
-    from tuning.tuner import AtomicHyperbandOracle
+    from tuning.engine.oracle import AtomicHyperbandOracle
 
     oracle = AtomicHyperbandOracle("val_accuracy", max_epochs=9, factor=3)
     # bracket 2: round 0 has 9 trials, round 1 (size 3) has selected 0000 only so far

@@ -1,22 +1,27 @@
-"""One place for the defaults and the settings that define a run.
+"""One place for the defaults and the settings of every command, validated.
 
 A search run is defined by its ``SearchConfig.definition()``: rerunning into the same
 directory with a different definition is refused, so results never silently mix.
+``FinalizeConfig`` and ``AblationConfig`` take what they are not given from the search
+run (``RetrainOptions`` left at None; see ``tuning.selection``).
+
+This module imports only downward (``hypermodels`` values, ``tuning.errors``) and no
+TensorFlow, so a command refuses a bad flag in well under a second.
 """
 
 from __future__ import annotations
 
-import argparse
-import platform
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hypermodels.space import SearchSpace, parse_float_range, parse_int_list, parse_int_range
-from tuning.distributed import STRATEGIES
+from hypermodels.recipe import Recipe
+from hypermodels.space import SearchSpace
 from tuning.errors import UsageError
 
 DEFAULT_DIRECTORY = "runs"
 DEFAULT_PROJECT = "search"
+DEFAULT_RUN_DIR = str(Path(DEFAULT_DIRECTORY) / DEFAULT_PROJECT)
 DEFAULT_MAX_EPOCHS = 9
 DEFAULT_FACTOR = 3
 DEFAULT_BATCH_SIZE = 256
@@ -25,12 +30,11 @@ DEFAULT_SEED = 0
 # A trial's resume checkpoint is written at most this often (s of training; 0: every epoch).
 DEFAULT_RESUME_EVERY_S = 60.0
 VALID_FRACTION = 0.2
-# The training recipe around the four searched hyperparameters (docs/accuracy.md).
-DEFAULT_WEIGHT_DECAY = 0.0
-DEFAULT_LABEL_SMOOTHING = 0.0
-DEFAULT_AUGMENT: tuple[str, ...] = ()
+# The search's training recipe around the four searched hyperparameters (docs/accuracy.md).
+DEFAULT_RECIPE = Recipe(momentum=DEFAULT_MOMENTUM)
 DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (None: all)
 DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
+SCHEDULES = ("cosine", "constant")
 DEFAULT_WARMUP_EPOCHS = 1
 DEFAULT_EPOCHS_FACTOR = 2.0  # finalize epochs = factor x the best trial's lineage epochs
 # The finalizer's (peak) learning rate = scale x the searched rate, at most DEFAULT_MAX_LR:
@@ -40,9 +44,37 @@ DEFAULT_MAX_LR = 0.1
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
 # the finalizer's long training on train+valid uses it.
 DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")
-SCHEDULES = ("cosine", "constant")
-# What a run recorded before the recipe options existed trained with: none of them.
-RECIPE_OFF = {"weight_decay": 0.0, "label_smoothing": 0.0, "augment": []}
+TRAIN_ON = ("train+valid", "train")
+DEFAULT_ABLATION_SEEDS = 5
+# Distributed search (tuning.engine): this process's part, and how a trial trains.
+ROLES = ("single", "chief", "worker")
+STRATEGIES = ("none", "mirrored")
+DEFAULT_WORKER_TIMEOUT = 120.0
+DEFAULT_CHIEF_TIMEOUT = 600.0
+
+
+def make_recipe(**values) -> Recipe:
+    """A Recipe from flag values; a bad one is a usage error naming its flag."""
+    try:
+        return Recipe(**values)
+    except ValueError as exc:
+        text = str(exc)
+        if text.startswith("unknown"):
+            raise UsageError(f"--augment: {text}") from None
+        name, rest = text.split(" ", 1)
+        raise UsageError(f"--{name.replace('_', '-')} {rest}") from None
+
+
+def check_training_args(batch_size: int, seed: int) -> None:
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be positive, not {batch_size}")
+    if seed < 0:
+        raise UsageError(f"--seed must be non-negative, not {seed}")
+
+
+def _at_least(flag: str, value: int | float | None, low: int | float) -> None:
+    if value is not None and value < low:
+        raise UsageError(f"{flag} must be at least {low}, not {value}")
 
 
 @dataclass
@@ -55,11 +87,7 @@ class SearchConfig:
     factor: int = DEFAULT_FACTOR
     hyperband_iterations: int = 1
     batch_size: int = DEFAULT_BATCH_SIZE
-    momentum: float = DEFAULT_MOMENTUM
-    nesterov: bool = False
-    weight_decay: float = DEFAULT_WEIGHT_DECAY
-    label_smoothing: float = DEFAULT_LABEL_SMOOTHING
-    augment: tuple[str, ...] = DEFAULT_AUGMENT
+    recipe: Recipe = DEFAULT_RECIPE
     trial_images: int | None = DEFAULT_TRIAL_IMAGES
     seed: int = DEFAULT_SEED
     subset: int | None = None
@@ -74,30 +102,19 @@ class SearchConfig:
     verbose: int = 2
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1:
-            raise UsageError(f"--max-epochs must be at least 1, not {self.max_epochs}")
-        if self.factor < 2:
-            raise UsageError(f"--factor must be at least 2, not {self.factor}")
-        if self.hyperband_iterations < 1:
-            raise UsageError(
-                f"--hyperband-iterations must be at least 1, not {self.hyperband_iterations}"
-            )
-        check_training_args(self.batch_size, self.momentum, self.seed)
-        check_recipe_args(self.weight_decay, self.label_smoothing)
-        if self.trial_images is not None and self.trial_images < 10:
-            raise UsageError(f"--trial-images must be at least 10, not {self.trial_images}")
-        if self.max_consecutive_failures < 1:
-            raise UsageError(
-                "--max-consecutive-failures must be at least 1, "
-                f"not {self.max_consecutive_failures}"
-            )
+        _at_least("--max-epochs", self.max_epochs, 1)
+        _at_least("--factor", self.factor, 2)
+        _at_least("--hyperband-iterations", self.hyperband_iterations, 1)
+        check_training_args(self.batch_size, self.seed)
+        _at_least("--trial-images", self.trial_images, 10)
+        _at_least("--max-consecutive-failures", self.max_consecutive_failures, 1)
         if self.strategy not in STRATEGIES:
             raise UsageError(
                 f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
             )
         if self.cpu_replicas is not None and (self.strategy != "mirrored" or self.cpu_replicas < 1):
             raise UsageError("--cpu-replicas needs --strategy mirrored and a positive count")
-        if not 0.0 <= self.resume_every_s < float("inf"):
+        if not 0.0 <= self.resume_every_s < math.inf:
             raise UsageError(
                 f"--resume-every must be a number of seconds >= 0, not {self.resume_every_s}"
             )
@@ -121,11 +138,7 @@ class SearchConfig:
             "factor": self.factor,
             "hyperband_iterations": self.hyperband_iterations,
             "batch_size": self.batch_size,
-            "momentum": self.momentum,
-            "nesterov": self.nesterov,
-            "weight_decay": self.weight_decay,
-            "label_smoothing": self.label_smoothing,
-            "augment": list(self.augment),
+            **self.recipe.to_dict(),
             "trial_images": self.trial_images,
             "seed": self.seed,
             "deterministic": self.deterministic,
@@ -134,121 +147,122 @@ class SearchConfig:
             "data_sha256": data_sha256,
         }
 
-
-def check_training_args(batch_size: int, momentum: float, seed: int) -> None:
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be positive, not {batch_size}")
-    if not 0.0 <= momentum < 1.0:
-        raise UsageError(f"--momentum must be in [0, 1), not {momentum}")
-    if seed < 0:
-        raise UsageError(f"--seed must be non-negative, not {seed}")
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["space"] = self.space.to_dict()
+        d["recipe"] = self.recipe.to_dict()
+        return d
 
 
-def check_recipe_args(weight_decay: float, label_smoothing: float) -> None:
-    if not 0.0 <= weight_decay < 1.0:
-        raise UsageError(f"--weight-decay must be in [0, 1), not {weight_decay}")
-    if not 0.0 <= label_smoothing < 1.0:
-        raise UsageError(f"--label-smoothing must be in [0, 1), not {label_smoothing}")
+@dataclass(frozen=True)
+class Cluster:
+    """This process's part in a search: single, chief or worker (``tuning.engine``)."""
+
+    role: str = "single"
+    host: str | None = None
+    port: int | None = None
+    worker_id: str | None = None
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
+    chief_timeout: float = DEFAULT_CHIEF_TIMEOUT
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def tuner_id(self) -> str:
+        return "chief" if self.role == "chief" else str(self.worker_id)
 
 
-def parse_augment_arg(text: str | None) -> tuple[str, ...] | None:
-    from hypermodels.recipe import parse_augment
+@dataclass(frozen=True)
+class RetrainOptions:
+    """What a retraining (finalize, ablate) may set; None takes the search run's value."""
 
-    if text is None:
-        return None
-    try:
-        return parse_augment(text)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    data_dir: str | None = None
+    seed: int | None = None
+    subset: int | None = None
+    batch_size: int | None = None
+    precision: str | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    augment: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.subset is not None and self.subset < 1:
+            raise UsageError(f"--subset must be positive, not {self.subset}")
+        check_training_args(
+            1 if self.batch_size is None else self.batch_size,
+            0 if self.seed is None else self.seed,
+        )
+        # Validate the recipe overrides now, before any file is read.
+        make_recipe(**{k: v for k, v in self.recipe_changes().items() if v is not None})
 
-def add_recipe_args(
-    parser: argparse.ArgumentParser, retraining: bool = False, final: bool = False
-) -> None:
-    """Weight decay, label smoothing and augmentation; a retraining defaults to the search's.
-
-    The finalizer (``final``) has its own augmentation default; ``--augment search``
-    takes the search's instead.
-    """
-
-    def default(value: object) -> tuple[object, str]:
-        return (None, "default: the search's") if retraining else (value, "%(default)s")
-
-    wd, wd_help = default(DEFAULT_WEIGHT_DECAY)
-    ls, ls_help = default(DEFAULT_LABEL_SMOOTHING)
-    aug, aug_help = default(",".join(DEFAULT_AUGMENT) or "none")
-    if final:
-        aug = ",".join(DEFAULT_FINAL_AUGMENT) or "none"
-        aug_help = "%(default)s; 'search' for the search's"
-    parser.add_argument(
-        "--weight-decay", type=float, default=wd, help=f"decoupled, kernels only ({wd_help})"
-    )
-    parser.add_argument("--label-smoothing", type=float, default=ls, help=f"({ls_help})")
-    parser.add_argument(
-        "--augment",
-        default=aug,
-        help=f"training-time augmentation: none or a list of flip,translate,erase ({aug_help})",
-    )
+    def recipe_changes(self) -> dict:
+        return {
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "label_smoothing": self.label_smoothing,
+            "augment": self.augment,
+        }
 
 
-def versions() -> dict[str, str]:
-    import keras
-    import keras_tuner
-    import numpy
-    import sklearn
-    import tensorflow
+@dataclass(frozen=True)
+class FinalizeConfig:
+    run_dir: Path = Path(DEFAULT_RUN_DIR)
+    trial: str | None = None
+    hyperparameters: dict | None = None  # explicit, validated by tuning.selection
+    epochs: int | None = None
+    train_on: str = "train+valid"
+    options: RetrainOptions = RetrainOptions(augment=DEFAULT_FINAL_AUGMENT)
+    schedule: str = DEFAULT_SCHEDULE
+    warmup_epochs: int = DEFAULT_WARMUP_EPOCHS
+    epochs_factor: float = DEFAULT_EPOCHS_FACTOR
+    lr_scale: float = DEFAULT_LR_SCALE
+    max_lr: float = DEFAULT_MAX_LR
+    overwrite: bool = False
+    verbose: int = 2
 
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tensorflow.__version__,
-        "keras": keras.__version__,
-        "keras_tuner": keras_tuner.__version__,
-        "numpy": numpy.__version__,
-        "scikit_learn": sklearn.__version__,
-        "machine": f"{platform.system()} {platform.machine()}",
-    }
-
-
-def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
-    from tuning.precision import CHOICES
-
-    parser.add_argument(
-        "--precision",
-        choices=CHOICES,
-        default=default,
-        help="auto: bfloat16 mixed precision on CPUs with AVX512-BF16/AMX, float16 on GPUs "
-        "with tensor cores, else float32" + (" (default: the search's)" if default is None else ""),
-    )
-
-
-def add_retraining_args(parser: argparse.ArgumentParser, final: bool = False) -> None:
-    """Settings a retraining takes from the search run unless given (finalize, ablate)."""
-    parser.add_argument("--subset", type=int, help="default: the search's subset")
-    parser.add_argument("--batch-size", type=int, help="default: the search's")
-    parser.add_argument("--momentum", type=float, help="default: the search's")
-    add_recipe_args(parser, retraining=True, final=final)
-    add_precision_arg(parser, default=None)
-
-
-def add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        help="folder with the four original Fashion-MNIST .gz files "
-        "(default: $FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist, then Keras)",
-    )
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        if self.train_on not in TRAIN_ON:
+            raise UsageError(
+                f"--train-on must be one of {', '.join(TRAIN_ON)}, not {self.train_on!r}"
+            )
+        _at_least("--epochs", self.epochs, 1)
+        if self.schedule not in SCHEDULES:
+            raise UsageError(
+                f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}"
+            )
+        if self.warmup_epochs < 0:
+            raise UsageError(f"--warmup-epochs must be non-negative, not {self.warmup_epochs}")
+        if not 0 < self.epochs_factor <= 100:
+            raise UsageError(f"--epochs-factor must be in (0, 100], not {self.epochs_factor}")
+        if not 0 < self.lr_scale <= 1000:
+            raise UsageError(f"--lr-scale must be in (0, 1000], not {self.lr_scale}")
+        if not 0 < self.max_lr < math.inf:
+            raise UsageError(f"--max-lr must be a positive number, not {self.max_lr}")
+        if self.trial is not None and self.hyperparameters is not None:
+            raise UsageError("give either --trial or --hyperparameters, not both")
 
 
-def space_from_args(args: argparse.Namespace) -> SearchSpace:
-    try:
-        blocks = parse_int_range(args.blocks, "--blocks")
-        filters = parse_int_list(args.filters, "--filters")
-        lr = parse_float_range(args.learning_rate, "--learning-rate")
-        return SearchSpace(blocks[0], blocks[1], filters, args.skip, lr[0], lr[1])
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+@dataclass(frozen=True)
+class AblationConfig:
+    run_dir: Path = Path(DEFAULT_RUN_DIR)
+    trial: str | None = None
+    hyperparameters: dict | None = None
+    blocks: tuple[int, ...] | None = None  # depths; None: the configuration's own
+    seeds: int = DEFAULT_ABLATION_SEEDS
+    epochs: int | None = None
+    options: RetrainOptions = RetrainOptions()
+    overwrite: bool = False
+    verbose: int = 0
 
-
-def config_to_dict(config: SearchConfig) -> dict:
-    d = asdict(config)
-    d["space"] = config.space.to_dict()
-    return d
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run_dir", Path(self.run_dir))
+        _at_least("--seeds", self.seeds, 1)
+        _at_least("--epochs", self.epochs, 1)
+        if self.blocks is not None and (not self.blocks or min(self.blocks) < 1):
+            raise UsageError(f"--blocks needs positive depths, not {list(self.blocks)}")
+        if self.trial is not None and self.hyperparameters is not None:
+            raise UsageError("give either --trial or --hyperparameters, not both")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hypermodels.recipe import Recipe
 from hypermodels.space import SearchSpace
 
 
@@ -55,10 +56,9 @@ def calibrate(
     rate is the steady state and neither the first step's tracing nor the input
     pipeline's teardown after ``fit`` counts as training.
     """
-    import keras
+    import keras  # late: TensorFlow's import takes seconds
 
-    from hypermodels import build_resnet
-    from tuning.data import as_dataset
+    from tuning.training import train_from_scratch
 
     blocks = (space.blocks_min + space.blocks_max) // 2
     filters = sorted(space.filters)[len(space.filters) // 2]
@@ -72,18 +72,18 @@ def calibrate(
         on_epoch_end=lambda epoch, logs: epoch_end.append(time.perf_counter()),
     )
     t0 = time.perf_counter()
-    model = build_resnet(
-        blocks=blocks, filters=filters, skip=True, learning_rate=1e-3, precision=precision
-    )
-    model.fit(
-        as_dataset(x, y, batch_size, shuffle=False),
-        validation_data=as_dataset(x[:batch_size], y[:batch_size], batch_size, shuffle=False),
+    hp = {"blocks": blocks, "filters": filters, "skip": True, "learning_rate": 1e-3}
+    trained = train_from_scratch(
+        hp,
+        Recipe(),
+        (x, y),
         epochs=1,
-        shuffle=False,
-        verbose=0,
+        batch_size=batch_size,
+        precision=precision,
+        validation=(x[:batch_size], y[:batch_size]),
         callbacks=[stamps],
     )
-    del model
+    del trained
     keras.backend.clear_session()
     step = (batch_ends[-1] - batch_ends[0]) / steps
     # First step: build + trace + one step; validation: trace + one forward pass (1/3 step).

@@ -284,25 +284,3 @@ def load_splits(
     x_tr, y_tr, x_va, y_va = split_train_valid(x, y, seed, valid_fraction, subset)
     mean, variance = fit_standardizer(x_tr)
     return Splits(x_tr, y_tr, x_va, y_va, mean, variance, source)
-
-
-def as_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool):
-    """In-memory arrays as a batched ``tf.data`` pipeline for ``fit``.
-
-    Batched like Keras' own handling of arrays (every image once per epoch in a new order
-    from the global seed, the last batch partial), but without tf.data's autotuning:
-    deleting an autotuned iterator joins its optimization thread, which stalled the end of
-    ``fit`` by up to 5 s at random (up to 20 s per trial in a search; benchmarks/RESULTS.md).
-    Only indices are shuffled and each batch is one gather: no per-image Python work.
-    """
-    import tensorflow as tf
-
-    images, labels = tf.constant(x), tf.constant(y)
-    order = tf.data.Dataset.range(len(y))
-    if shuffle:
-        order = order.shuffle(len(y), reshuffle_each_iteration=True)
-    ds = order.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.prefetch(1).with_options(options)

@@ -16,9 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hypermodels.space import HP_NAMES
 from tuning.errors import ProjectError
 
-HP_NAMES = ("blocks", "filters", "skip", "learning_rate")
 # trials.csv columns, in order, with the type each cell is read back as.
 FIELD_TYPES: dict[str, type] = {
     "trial_id": str,
@@ -162,3 +162,48 @@ def best_row(rows: list[dict]) -> dict | None:
 
 def hyperparameters_of(row: dict) -> dict:
     return {name: row[name] for name in HP_NAMES}
+
+
+# -- the ablation's results (tuning.ablation) ---------------------------------------------
+ABLATION_DIR = "ablation"
+# ablation/runs.csv columns, in order, with the type each cell is read back as.
+ABLATION_FIELD_TYPES: dict[str, type] = {
+    "blocks": int,
+    "skip": bool,
+    "seed": int,
+    "status": str,
+    "params": int,
+    "epochs": int,
+    "val_accuracy": float,
+    "val_loss": float,
+    "best_val_accuracy": float,
+    "train_loss": float,
+    "train_accuracy": float,
+    "seconds": float,
+}
+
+
+def arm_name(skip: bool) -> str:
+    return "skip" if skip else "plain"
+
+
+def ablation_history_path(out: Path, blocks: int, skip: bool, seed: int) -> Path:
+    return out / "histories" / f"b{blocks}_{arm_name(skip)}_s{seed}.json"
+
+
+def read_ablation_runs(out: Path) -> list[dict]:
+    """ablation/runs.csv of the folder ``out`` ([] before the first training)."""
+    path = Path(out) / "runs.csv"
+    if not path.is_file():
+        return []
+    rows = read_csv(path, ABLATION_FIELD_TYPES)
+    for row in rows:  # a diverged run's non-finite metrics were written as empty cells
+        for k, kind in ABLATION_FIELD_TYPES.items():
+            if kind is float and row[k] is None:
+                row[k] = math.nan
+    return rows
+
+
+def write_ablation_runs(out: Path, rows: list[dict]) -> None:
+    ordered = sorted(rows, key=lambda r: (r["blocks"], r["seed"], not r["skip"]))
+    write_csv(Path(out) / "runs.csv", ABLATION_FIELD_TYPES, ordered)

@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 
 from tuning import records
+from tuning.errors import ProjectError
 
 RESUME_PATTERN = re.compile(r"^resume-epoch(\d+)\.keras$")
 CHECKPOINT = "checkpoint.weights.h5"
@@ -163,52 +164,55 @@ def repair_run(run_dir: Path) -> list[str]:
     try:
         oracle_state = json.loads(oracle_file.read_text())
     except ValueError as exc:
-        from tuning.errors import ProjectError
-
         raise ProjectError(
             f"{oracle_file} is unreadable ({exc}); the search cannot resume "
             "(rerun with --overwrite to start again)"
         ) from None
-    import keras_tuner
-    from keras_tuner.src.engine.trial import Trial
-
     messages = []
     for trial_dir in sorted(run_dir.glob("trial_*")):
-        trial_id = trial_dir.name[len("trial_") :]
-        trial_file = trial_dir / "trial.json"
-        reason = None
-        try:
-            state = json.loads(trial_file.read_text())
-            if state.get("status") == "COMPLETED" and not _checkpoint_ok(trial_dir / CHECKPOINT):
-                reason = "its best-epoch checkpoint is damaged"
-        except (OSError, ValueError):
-            reason = "its trial.json is unreadable"
+        reason = damage(trial_dir)
         if reason is None:
             continue
-        try:
-            values = records.read_json(trial_dir / records.HISTORY_FILE)["values"]
-        except Exception:
-            from tuning.errors import ProjectError
-
-            raise ProjectError(
-                f"trial {trial_id} is damaged ({reason[4:]}) and its hyperparameters are lost; "
-                "rerun with --overwrite to start again"
-            ) from None
-        hp = keras_tuner.HyperParameters.from_config(oracle_state["hyperparameters"])
-        hp.values = values
-        trial = Trial(hp, trial_id=trial_id, status="RUNNING")
-        records.atomic_write_json(trial_file, trial.get_state())
-        (trial_dir / CHECKPOINT).unlink(missing_ok=True)
-        clear_resume_files(trial_dir)
-        (trial_dir / records.HISTORY_FILE).unlink(missing_ok=True)
-        records.atomic_write_json(
-            trial_dir / records.HISTORY_FILE, {"values": values, "epochs": []}
-        )
-        oracle_state["ongoing_trials"][f"repair-{trial_id}"] = trial_id
-        oracle_state["end_order"] = [t for t in oracle_state["end_order"] if t != trial_id]
+        trial_id = trial_dir.name[len("trial_") :]
+        requeue(trial_dir, trial_id, reason, oracle_state)
         message = f"trial {trial_id}: {reason}; it will be re-run"
         print(message, flush=True)
         messages.append(message)
     if messages:
         records.atomic_write_json(oracle_file, oracle_state)
     return messages
+
+
+def damage(trial_dir: Path) -> str | None:
+    """Why a trial folder cannot be trusted, or None."""
+    try:
+        state = json.loads((trial_dir / "trial.json").read_text())
+    except (OSError, ValueError):
+        return "its trial.json is unreadable"
+    if state.get("status") == "COMPLETED" and not _checkpoint_ok(trial_dir / CHECKPOINT):
+        return "its best-epoch checkpoint is damaged"
+    return None
+
+
+def requeue(trial_dir: Path, trial_id: str, reason: str, oracle_state: dict) -> None:
+    """Rewrite a damaged trial as RUNNING with no epochs, so KerasTuner runs it again."""
+    import keras_tuner
+
+    from tuning.kt_internals import Trial
+
+    try:
+        values = records.read_json(trial_dir / records.HISTORY_FILE)["values"]
+    except Exception:
+        raise ProjectError(
+            f"trial {trial_id} is damaged ({reason[4:]}) and its hyperparameters are lost; "
+            "rerun with --overwrite to start again"
+        ) from None
+    hp = keras_tuner.HyperParameters.from_config(oracle_state["hyperparameters"])
+    hp.values = values
+    trial = Trial(hp, trial_id=trial_id, status="RUNNING")
+    records.atomic_write_json(trial_dir / "trial.json", trial.get_state())
+    (trial_dir / CHECKPOINT).unlink(missing_ok=True)
+    clear_resume_files(trial_dir)
+    records.atomic_write_json(trial_dir / records.HISTORY_FILE, {"values": values, "epochs": []})
+    oracle_state["ongoing_trials"][f"repair-{trial_id}"] = trial_id
+    oracle_state["end_order"] = [t for t in oracle_state["end_order"] if t != trial_id]

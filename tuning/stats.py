@@ -9,6 +9,7 @@ paired t distribution (n - 1 degrees of freedom) and its p-value.
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -89,3 +90,35 @@ def verdict(blocks: int, result: PairedResult, metric: str = "validation accurac
         f"At {depth}, the difference with skip connections is {result.mean_diff:+.4f} "
         f"({ci}): not significant at the 5% level."
     )
+
+
+def ablation_summary(rows: list[dict]) -> list[dict]:
+    """Per depth: each arm's mean/sd, the paired difference (skip - plain) and a verdict."""
+    by_depth: dict[int, dict[bool, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        by_depth[r["blocks"]][r["skip"]][r["seed"]] = r
+    out = []
+    for blocks in sorted(by_depth):
+        arms = by_depth[blocks]
+        seeds = sorted(set(arms[True]) & set(arms[False]))  # complete pairs only
+        entry = {"blocks": blocks, "seeds": seeds}
+        for skip, name in ((True, "skip"), (False, "plain")):
+            runs = [arms[skip][s] for s in seeds]
+            acc = summarize([r["val_accuracy"] for r in runs]) if runs else None
+            entry[name] = {
+                "n": len(runs),
+                "val_accuracy_mean": acc.mean if acc else None,
+                "val_accuracy_sd": acc.sd if acc else None,
+                "params": runs[0]["params"] if runs else None,
+                "seconds_mean": float(np.mean([r["seconds"] for r in runs])) if runs else None,
+                "diverged": sum(r["status"] != "ok" for r in runs),
+            }
+        if seeds:
+            result = paired_t(
+                [arms[True][s]["val_accuracy"] for s in seeds],
+                [arms[False][s]["val_accuracy"] for s in seeds],
+            )
+            entry["paired"] = result.to_dict()
+            entry["verdict"] = verdict(blocks, result)
+        out.append(entry)
+    return out

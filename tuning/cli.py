@@ -1,0 +1,297 @@
+"""The command line shared by every command: parser, flag groups, one-line errors, quiet start-up.
+
+A command (``tuning.search``, ``tuning.finalize``, ``tuning.ablate``, ``tuning.report``) is
+a parser built from the groups here, a config from ``tuning.config`` and one call into the
+library; :func:`run_cli` turns every expected error into one line and an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+
+from hypermodels.recipe import parse_augment
+from hypermodels.space import (
+    SKIP_MODES,
+    SearchSpace,
+    parse_float_range,
+    parse_int_list,
+    parse_int_range,
+)
+from tuning import TF_LOGS_REQUESTED, __version__
+from tuning.config import (
+    DEFAULT_CHIEF_TIMEOUT,
+    DEFAULT_RECIPE,
+    DEFAULT_WORKER_TIMEOUT,
+    ROLES,
+    STRATEGIES,
+    RetrainOptions,
+)
+from tuning.errors import ProjectError, UsageError
+from tuning.precision import CHOICES as PRECISIONS
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error, exit status 2 and ``--version``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_cli(
+    prog: str,
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+    interrupted: str = "resume with",
+) -> int:
+    """Run an entry point, turning expected errors into one line and an exit code."""
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
+        return exc.code if isinstance(exc.code, int) else 1
+    except ProjectError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        args = list(sys.argv[1:] if argv is None else argv)
+        print(
+            f"\n{prog}: interrupted; {interrupted}: {shlex.join([*prog.split(), *args])}",
+            file=sys.stderr,
+        )
+        return 130
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str):
+    """Point file descriptor 2 at a file (C++ code writes there, past Python's sys.stderr)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_tensorflow_startup() -> None:
+    """Import TensorFlow and probe its devices with their start-up lines silenced.
+
+    TensorFlow's C++ side prints absl's "All log messages before absl::InitializeLog()",
+    oneDNN and CUDA lines straight to file descriptor 2 while importing and on the first
+    device probe, before ``TF_CPP_MIN_LOG_LEVEL`` is even read by absl. We swallow them
+    here, once per process, unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves
+    (TensorFlow's own switch for its logs). If the import fails, its output is shown.
+    """
+    if "tensorflow" in sys.modules or TF_LOGS_REQUESTED:
+        return
+    fd, path = tempfile.mkstemp(prefix="tf-startup-", suffix=".log")
+    os.close(fd)
+    try:
+        with _stderr_to(path):
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe prints on first use
+    except BaseException:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            sys.stderr.write(fh.read())
+        raise
+    finally:
+        os.unlink(path)
+
+
+# -- flag groups ------------------------------------------------------------------------
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder with the four original Fashion-MNIST .gz files "
+        "(default: $FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist, then Keras)",
+    )
+
+
+def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=default,
+        help="auto: bfloat16 mixed precision on CPUs with AVX512-BF16/AMX, float16 on GPUs "
+        "with tensor cores, else float32" + (" (default: the search's)" if default is None else ""),
+    )
+
+
+def add_recipe_args(
+    parser: argparse.ArgumentParser, retraining: bool = False, final_augment: str | None = None
+) -> None:
+    """Weight decay, label smoothing and augmentation; a retraining defaults to the search's.
+
+    ``final_augment`` is the finalizer's own augmentation default; ``--augment search``
+    takes the search's instead.
+    """
+
+    def default(value: object) -> tuple[object, str]:
+        return (None, "default: the search's") if retraining else (value, "%(default)s")
+
+    wd, wd_help = default(DEFAULT_RECIPE.weight_decay)
+    ls, ls_help = default(DEFAULT_RECIPE.label_smoothing)
+    aug, aug_help = default(",".join(DEFAULT_RECIPE.augment) or "none")
+    if final_augment is not None:
+        aug, aug_help = final_augment, "%(default)s; 'search' for the search's"
+    parser.add_argument(
+        "--weight-decay", type=float, default=wd, help=f"decoupled, kernels only ({wd_help})"
+    )
+    parser.add_argument("--label-smoothing", type=float, default=ls, help=f"({ls_help})")
+    parser.add_argument(
+        "--augment",
+        default=aug,
+        help=f"training-time augmentation: none or a list of flip,translate,erase ({aug_help})",
+    )
+
+
+def add_retraining_args(parser: argparse.ArgumentParser, final_augment: str | None = None) -> None:
+    """Settings a retraining takes from the search run unless given (finalize, ablate)."""
+    parser.add_argument("--subset", type=int, help="default: the search's subset")
+    parser.add_argument("--batch-size", type=int, help="default: the search's")
+    parser.add_argument("--momentum", type=float, help="default: the search's")
+    add_recipe_args(parser, retraining=True, final_augment=final_augment)
+    add_precision_arg(parser, default=None)
+
+
+def add_choice_args(parser: argparse.ArgumentParser, hyperparameters_help: str) -> None:
+    """Which configuration to retrain: the best trial, ``--trial`` or explicit JSON."""
+    parser.add_argument("--trial", help="use this trial's configuration instead of the best")
+    parser.add_argument("--hyperparameters", help=hyperparameters_help)
+
+
+def add_search_space_args(parser: argparse.ArgumentParser) -> None:
+    space = SearchSpace().cli_defaults()
+    parser.add_argument(
+        "--blocks", default=space["blocks"], help="residual blocks, MIN:MAX (%(default)s)"
+    )
+    parser.add_argument("--filters", default=space["filters"], help="filter widths (%(default)s)")
+    parser.add_argument(
+        "--learning-rate",
+        default=space["learning_rate"],
+        help="SGD lr, MIN:MAX, log (%(default)s)",
+    )
+    parser.add_argument("--skip", choices=SKIP_MODES, default="both", help="(%(default)s)")
+
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("scaling out (docs/usage.md: Scaling out)")
+    g.add_argument(
+        "--role",
+        choices=ROLES,
+        help="single (default), or chief/worker of a distributed search "
+        "(default: from KERASTUNER_TUNER_ID/ORACLE_IP/ORACLE_PORT when set)",
+    )
+    g.add_argument("--oracle", help="HOST:PORT the chief listens on and workers connect to")
+    g.add_argument("--worker-id", help="this worker's unique name (default: HOST-PID)")
+    g.add_argument(
+        "--worker-timeout",
+        type=float,
+        default=DEFAULT_WORKER_TIMEOUT,
+        help="chief: requeue the trial of a worker silent this many seconds (%(default)s)",
+    )
+    g.add_argument(
+        "--chief-timeout",
+        type=float,
+        default=DEFAULT_CHIEF_TIMEOUT,
+        help="worker: give up when the chief has not answered this many seconds (%(default)s)",
+    )
+    g.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="none",
+        help="mirrored: train each trial with tf.distribute.MirroredStrategy over the "
+        "local GPUs (%(default)s)",
+    )
+    g.add_argument(
+        "--cpu-replicas",
+        type=int,
+        help="with --strategy mirrored and no GPU: split the CPU into N logical devices",
+    )
+
+
+# -- flag values ------------------------------------------------------------------------
+def space_from_args(args: argparse.Namespace) -> SearchSpace:
+    try:
+        blocks = parse_int_range(args.blocks, "--blocks")
+        filters = parse_int_list(args.filters, "--filters")
+        lr = parse_float_range(args.learning_rate, "--learning-rate")
+        return SearchSpace(blocks[0], blocks[1], filters, args.skip, lr[0], lr[1])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def augment_from_arg(text: str | None) -> tuple[str, ...] | None:
+    """``--augment`` as names; None (and the finalizer's 'search') take the search's."""
+    if text is None or text == "search":
+        return None
+    try:
+        return parse_augment(text)
+    except ValueError as exc:
+        raise UsageError(f"--augment: {exc}") from None
+
+
+def trial_images_from_arg(value: str | int | None) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    if value.strip().lower() == "all":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--trial-images must be a number or 'all', not {value!r}") from None
+
+
+def hyperparameters_from_arg(text: str | None) -> dict | None:
+    """``--hyperparameters`` JSON as a dict (its values are checked with the run's limits)."""
+    if text is None:
+        return None
+    try:
+        hp = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--hyperparameters is not valid JSON ({exc})") from None
+    if not isinstance(hp, dict):
+        raise UsageError("--hyperparameters must be a JSON object")
+    return hp
+
+
+def blocks_from_arg(text: str | None) -> tuple[int, ...] | None:
+    """``--blocks 2,4,8`` of the ablation: sorted distinct depths."""
+    if text is None:
+        return None
+    try:
+        blocks = sorted({int(p) for p in text.split(",") if p.strip()})
+    except ValueError:
+        raise UsageError(f"--blocks must be comma-separated integers, not {text!r}") from None
+    if not blocks or blocks[0] < 1:
+        raise UsageError(f"--blocks needs positive depths, not {text!r}")
+    return tuple(blocks)
+
+
+def retrain_options_from_args(args: argparse.Namespace) -> RetrainOptions:
+    return RetrainOptions(
+        data_dir=args.data_dir,
+        seed=getattr(args, "seed", None),
+        subset=args.subset,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        augment=augment_from_arg(args.augment),
+    )

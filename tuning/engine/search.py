@@ -1,0 +1,250 @@
+"""The search, step by step: data, run directory, checks, tuner, trials, summary.
+
+:func:`run_search` reads as the list of steps; each step is a function below it. The
+search reads only the training files; the test set is left to the finalizer.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from hypermodels.space import SearchSpace
+from tuning import records
+from tuning.config import VALID_FRACTION, Cluster, SearchConfig
+from tuning.cost import calibrate, estimate_seconds, format_duration
+from tuning.data import Splits, load_splits, stratified_take
+from tuning.engine.hparams import write_hparams_config
+from tuning.engine.results import summary_table
+from tuning.engine.role import apply_cluster
+from tuning.engine.strategy import make_strategy
+from tuning.engine.worker import check_worker_definition, run_worker, set_client_timeout
+from tuning.errors import ProjectError, UsageError
+from tuning.plan import Plan, hyperband_plan
+from tuning.precision import resolve as resolve_precision
+from tuning.rundir import RUN_FILE, prepare_search_dir, provenance
+
+
+def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dict]:
+    """Run (or resume) a Hyperband search; returns the rows of trials.csv.
+
+    ``cluster`` makes this process the chief or a worker of a distributed search; the
+    chief returns the rows, a worker an empty list.
+    """
+    cluster = cluster or Cluster()
+    if cluster.role == "worker" and config.overwrite:
+        raise UsageError("--overwrite is for the chief (or a single search), not a worker")
+    policy = resolve_precision(config.precision)
+    splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
+    definition = config.definition(splits.source.sha256, policy)
+    status = claim_run_dir(config, cluster, definition)
+    x_train, y_train = trial_training_set(splits, config.trial_images, config.seed)
+    plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
+    sizes = {**splits.sizes(), "trial_train": int(len(y_train))}
+    announce(config, cluster, splits, sizes, status, policy, plan)
+    if status in ("new", "overwritten"):
+        write_run_file(config, definition, splits, sizes, plan)
+    tuner = build_tuner(config, cluster, status, splits, policy, plan)
+    if cluster.role == "single":
+        print_estimate(config.space, config.batch_size, policy, plan, sizes)
+    fit_args = trial_fit_args(config, splits)
+    if cluster.role == "worker":
+        return run_worker(tuner, cluster, x_train, y_train, fit_args)
+    finished_before = tuner.finished_trials()
+    if finished_before:
+        print(f"resuming: {finished_before} trials already finished", flush=True)
+    t0 = time.perf_counter()
+    rows = run_trials(tuner, cluster, plan, x_train, y_train, fit_args)
+    elapsed = time.perf_counter() - t0
+    if tuner.finished_trials() == finished_before and status == "resume":
+        print(f"search in {config.run_dir} is already complete; nothing to run.")
+    else:
+        print(f"search finished in {elapsed / 60:.1f} min")
+    print_summary(config, rows)
+    return rows
+
+
+def claim_run_dir(config: SearchConfig, cluster: Cluster, definition: dict) -> str:
+    """A worker checks the chief's definition; anyone else prepares the run directory."""
+    if cluster.role == "worker":
+        check_worker_definition(config.run_dir, definition, cluster)
+        return "worker"
+    return prepare_search_dir(config.run_dir, definition, config.overwrite)
+
+
+def trial_training_set(splits: Splits, trial_images: int | None, seed: int):
+    """The training images every trial sees: all of the split, or a fixed stratified part.
+
+    Training on part of the split makes each trial cheaper while validation still uses
+    the whole validation split, so the ranking stays as precise; the finalizer retrains
+    on everything.
+    """
+    if trial_images is None or trial_images >= len(splits.y_train):
+        return splits.x_train, splits.y_train
+    x, y, _, _ = stratified_take(splits.x_train, splits.y_train, trial_images, seed + 3)
+    return x, y
+
+
+def announce(config, cluster, splits, sizes, status, policy, plan: Plan) -> None:
+    """What the search will do, before it does it: data, directory, plan, TensorBoard."""
+    each = (
+        f" (each trial trains on {sizes['trial_train']})"
+        if sizes["trial_train"] < sizes["train"]
+        else ""
+    )
+    print(f"data: {splits.source.describe()}; train {sizes['train']}{each}, valid {sizes['valid']}")
+    role = "" if cluster.role == "single" else f"; {cluster.role} {cluster.tuner_id}"
+    print(
+        f"run directory: {config.run_dir} ({status}); precision {policy} ({config.precision})"
+        + role
+    )
+    print(
+        f"Hyperband plan (max_epochs={config.max_epochs}, factor={config.factor}, "
+        f"iterations={config.hyperband_iterations}):"
+    )
+    print(plan.format(sizes["trial_train"]))
+    logdir = shlex.quote(str(config.run_dir / "tensorboard"))
+    print(f"TensorBoard: tensorboard --logdir {logdir}", flush=True)
+
+
+def write_run_file(config: SearchConfig, definition: dict, splits, sizes: dict, plan) -> None:
+    records.atomic_write_json(
+        config.run_dir / RUN_FILE,
+        {
+            "definition": definition,
+            "data": splits.source.to_dict(),
+            "sizes": sizes,
+            "plan": {"trials": plan.trials, "epochs": plan.epochs},
+            **provenance(),
+        },
+    )
+
+
+def build_tuner(config: SearchConfig, cluster: Cluster, status: str, splits, policy, plan):
+    """TensorFlow set up for this process, the build check passed, the tuner ready."""
+    from hypermodels.resnet import ResNetHyperModel
+    from tuning.engine.tuner import ResNetHyperband
+    from tuning.resume import repair_run
+
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    if status == "resume":
+        repair_run(config.run_dir)
+    apply_cluster(cluster)  # KerasTuner reads its variables when the tuner is built
+    if cluster.role == "worker":
+        set_client_timeout(cluster.chief_timeout)
+    strategy = make_strategy(config.strategy, config.cpu_replicas)
+    hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy)
+    params = build_check(hypermodel, config.space)
+    print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
+    if cluster.role != "worker":
+        write_hparams_config(config.run_dir / "tensorboard", config.space)
+    return ResNetHyperband(
+        hypermodel,
+        objective="val_accuracy",
+        max_epochs=config.max_epochs,
+        factor=config.factor,
+        hyperband_iterations=config.hyperband_iterations,
+        seed=config.seed,
+        max_consecutive_failed_trials=config.max_consecutive_failures,
+        directory=str(config.directory),
+        project_name=config.project_name,
+        overwrite=False,
+        planned_trials=plan.trials,
+        planned_epochs=plan.epochs,
+        prune_checkpoints=config.prune_checkpoints,
+        resume_every_s=config.resume_every_s,
+        distribution_strategy=strategy,
+    )
+
+
+def build_check(hypermodel, space: SearchSpace) -> int:
+    """Build the largest network of the space once, so a broken setup fails in seconds."""
+    import keras
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    for name, value in space.largest().items():
+        hp.Fixed(name, value)
+    try:
+        model = hypermodel.build(hp)
+    except Exception as exc:
+        raise ProjectError(f"the build check failed: {type(exc).__name__}: {exc}") from None
+    params = model.count_params()
+    del model
+    keras.backend.clear_session()
+    return params
+
+
+def print_estimate(space, batch_size: int, policy: str, plan: Plan, sizes: dict) -> None:
+    measured = calibrate(space, batch_size, policy)
+    estimate = estimate_seconds(
+        space, plan.epochs, plan.trials, sizes["trial_train"], sizes["valid"], measured
+    )
+    print(
+        f"estimated wall time: about {format_duration(estimate)} for the whole plan on "
+        f"this machine ({measured.flops_per_second / 1e9:.1f} GFLOP/s and "
+        f"{measured.trial_start_s:.1f} s start-up per trial measured; rough, within a "
+        "factor of ~2)",
+        flush=True,
+    )
+
+
+def trial_fit_args(config: SearchConfig, splits) -> dict:
+    """What every trial's ``fit`` gets besides the training arrays."""
+    import keras
+
+    return dict(
+        validation_data=(splits.x_valid, splits.y_valid),
+        batch_size=config.batch_size,
+        shuffle=True,
+        callbacks=[
+            keras.callbacks.TensorBoard(
+                log_dir=str(config.run_dir / "tensorboard"), write_graph=False
+            )
+        ],
+        verbose=config.verbose,
+    )
+
+
+def run_trials(tuner, cluster: Cluster, plan: Plan, x_train, y_train, fit_args) -> list[dict]:
+    """Train the plan's trials here, or serve them to workers as the chief."""
+    from tuning.engine.chief import Chief
+
+    try:
+        with tuner.stop:  # Ctrl-C: finish and save the current epoch, then stop
+            if cluster.role == "chief":
+                tuner.save()
+                Chief(tuner, cluster, plan.trials).serve()
+            else:
+                tuner.search(x_train, y_train, **fit_args)
+    except RuntimeError as exc:
+        if tuner.oracle.consecutive_failures() < tuner.oracle.max_consecutive_failed_trials:
+            raise
+        tuner.write_results()
+        raise ProjectError(
+            f"search stopped: {str(exc).splitlines()[0]} See trials.csv for each "
+            "failure's reason (a learning-rate range that is too high is the usual cause)."
+        ) from None
+    return tuner.write_results()
+
+
+def finalize_command(run_dir, data_dir: str | None) -> str:
+    cmd = ["python", "-m", "tuning.finalize", "--run-dir", str(run_dir)]
+    if data_dir:
+        cmd += ["--data-dir", str(data_dir)]
+    return shlex.join(cmd)
+
+
+def print_summary(config: SearchConfig, rows: list[dict]) -> None:
+    print(summary_table(rows))
+    disk = sum(r["disk_mb"] or 0 for r in rows)
+    if rows:
+        print(
+            f"disk: {disk:.1f} MB in trial folders and logs ({disk / len(rows):.1f} MB per trial)"
+        )
+    print(f"results: {config.run_dir / 'trials.csv'}, {config.run_dir / 'best.json'}")
+    if records.best_row(rows) is not None:
+        print(f"next: {finalize_command(config.run_dir, config.data_dir)}")

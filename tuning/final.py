@@ -1,0 +1,225 @@
+"""Retrain the chosen configuration from scratch and test it once: the finalizer's engine.
+
+Chooses the hyperparameters (the search's best trial, ``--trial ID``, or explicit
+``--hyperparameters``), retrains for ``--epochs-factor`` x the epochs behind that trial's
+best weights (its whole Hyperband lineage), on train+valid by default, and evaluates
+exactly once on the official 10k test set. Everything lands in ``<run>/final/``:
+``model.keras`` (takes raw uint8 28x28 images), ``report.json``, ``report.md`` and
+TensorBoard logs, assembled in ``final.partial/`` and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from tuning import records
+from tuning.config import VALID_FRACTION, FinalizeConfig
+from tuning.data import fit_standardizer, load_arrays, load_splits
+from tuning.markdown import final_markdown
+from tuning.rundir import StagedFolder, provenance
+from tuning.selection import (
+    Choice,
+    TrainingSettings,
+    choose_configuration,
+    epochs_from_lineage,
+    inherited_settings,
+)
+from tuning.training import Trained, evaluate, train_from_scratch
+
+
+def peak_learning_rate(searched: float, scale: float, cap: float) -> tuple[float, str]:
+    """The rate the finalizer trains at (its schedule's peak) and how it was derived.
+
+    Hyperband trials run at a constant rate; under warm-up + cosine decay a higher peak
+    trains better (docs/accuracy.md), so the searched rate is scaled, but never beyond
+    ``cap`` (a rate where SGD with momentum starts to diverge on these networks).
+    """
+    rate = min(scale * searched, cap)
+    if scale == 1 and rate == searched:
+        return rate, f"{rate:.4g}"
+    how = f"{scale:g} x the searched {searched:.4g}"
+    if rate < scale * searched:
+        how += f", capped by --max-lr {cap:g}"
+    return rate, f"{rate:.4g} ({how})"
+
+
+@dataclass
+class FitData:
+    """What the final network trains on, and its standardization statistics."""
+
+    x: np.ndarray
+    y: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+    validation: tuple[np.ndarray, np.ndarray] | None
+    splits: object  # tuning.data.Splits
+    load_s: float
+
+
+def run_finalize(config: FinalizeConfig) -> dict:
+    """Retrain and test once; returns the report written to ``final/report.json``."""
+    t_start = time.perf_counter()
+    choice = choose_configuration(config.run_dir, config.trial, config.hyperparameters)
+    settings = inherited_settings(config.run_dir, config.options)
+    epochs, epochs_source = planned_epochs(config, choice)
+    staged = StagedFolder(config.run_dir / "final", config.overwrite)
+    staged.check()
+    data = load_fit_data(settings, config.train_on)
+    folder = staged.start()
+    peak_lr, lr_text = peak_learning_rate(
+        choice.hyperparameters["learning_rate"], config.lr_scale, config.max_lr
+    )
+    schedule_text = describe_schedule(config, lr_text)
+    print(
+        f"finalize: {choice.hyperparameters} for {epochs} epochs ({epochs_source}) on "
+        f"{config.train_on} ({len(data.y):,} images), batch {settings.batch_size}, "
+        f"{settings.recipe.describe()}, lr {schedule_text}, seed {settings.seed}, "
+        f"precision {settings.precision}",
+        flush=True,
+    )
+    trained = train_final(config, choice, settings, data, epochs, peak_lr, folder)
+    result, x_test_size, eval_s = test_once(trained, choice, settings, data, folder)
+    report = final_report(
+        config, choice, settings, data, trained, (epochs, epochs_source), (peak_lr, schedule_text)
+    )
+    report.update(result)
+    report["sizes"]["test"] = x_test_size
+    report["timings"]["eval_s"] = eval_s
+    if data.validation:
+        report["validation"] = validation_summary(trained.history)
+    report["timings"]["total_s"] = time.perf_counter() - t_start
+    records.atomic_write_json(folder / "report.json", report)
+    records.atomic_write_text(folder / "report.md", final_markdown(report))
+    final_dir = staged.commit()
+    print_result(report, final_dir)
+    return report
+
+
+def final_report(config, choice: Choice, settings, data: FitData, trained: Trained,
+                 epochs: tuple[int, str], rate: tuple[float, str]) -> dict:  # fmt: skip
+    """report.json without the test results: what was trained, how, and from what."""
+    (epochs, epochs_source), (peak_lr, schedule_text) = epochs, rate
+    return {
+        "hyperparameters": choice.hyperparameters,
+        "momentum": settings.recipe.momentum,
+        "nesterov": settings.recipe.nesterov,
+        "schedule": schedule_text,
+        "peak_learning_rate": peak_lr,
+        "lr_scale": config.lr_scale,
+        "max_lr": config.max_lr,
+        "weight_decay": settings.recipe.weight_decay,
+        "label_smoothing": settings.recipe.label_smoothing,
+        "augment": list(settings.recipe.augment),
+        "epochs": epochs,
+        "epochs_source": epochs_source,
+        "batch_size": settings.batch_size,
+        "precision": settings.precision,
+        "seed": settings.seed,
+        "subset": settings.subset,
+        "train_on": config.train_on,
+        "chosen_from": choice.provenance,
+        "sizes": {
+            "train": int(len(data.y)),
+            "valid": int(len(data.validation[1])) if data.validation else 0,
+        },
+        "data": data.splits.source.to_dict(),
+        "train_history": trained.history,
+        "timings": {"load_s": data.load_s, "train_s": trained.seconds},
+        **provenance(),
+    }
+
+
+def planned_epochs(config: FinalizeConfig, choice: Choice) -> tuple[int, str]:
+    if config.epochs is not None:
+        return config.epochs, "--epochs"
+    return epochs_from_lineage(choice, config.epochs_factor)
+
+
+def load_fit_data(settings: TrainingSettings, train_on: str) -> FitData:
+    """train+valid (standardization refitted on both) or train with valid held out."""
+    t0 = time.perf_counter()
+    splits = load_splits(settings.data_dir, settings.seed, VALID_FRACTION, settings.subset)
+    if train_on == "train+valid":
+        x = np.concatenate([splits.x_train, splits.x_valid])
+        y = np.concatenate([splits.y_train, splits.y_valid])
+        mean, variance = fit_standardizer(x)  # the model is fitted on both parts
+        validation = None
+    else:
+        x, y = splits.x_train, splits.y_train
+        mean, variance = splits.mean, splits.variance
+        validation = (splits.x_valid, splits.y_valid)
+    return FitData(x, y, mean, variance, validation, splits, time.perf_counter() - t0)
+
+
+def describe_schedule(config: FinalizeConfig, lr_text: str) -> str:
+    if config.schedule == "cosine":
+        return f"{config.warmup_epochs}-epoch warm-up + cosine decay from {lr_text}"
+    return f"constant {lr_text}"
+
+
+def train_final(config, choice: Choice, settings, data: FitData, epochs, peak_lr, folder):
+    """The one long training, under the finalizer's schedule."""
+    learning_rate = peak_lr
+    if config.schedule == "cosine":
+        from hypermodels.optim import warmup_cosine
+
+        steps_per_epoch = math.ceil(len(data.y) / settings.batch_size)
+        learning_rate = warmup_cosine(
+            peak_lr, steps_per_epoch * epochs, steps_per_epoch * config.warmup_epochs
+        )
+    return train_from_scratch(
+        choice.hyperparameters,
+        settings.recipe,
+        (data.x, data.y),
+        epochs=epochs,
+        batch_size=settings.batch_size,
+        precision=settings.precision,
+        mean=data.mean,
+        variance=data.variance,
+        validation=data.validation,
+        learning_rate=learning_rate,
+        seed=settings.seed,
+        logdir=folder / "tensorboard",
+        verbose=config.verbose,
+    )
+
+
+def test_once(trained: Trained, choice: Choice, settings, data: FitData, folder):
+    """Save the network without its training-only parts and evaluate it on the test set.
+
+    What is tested is what is saved: plain Keras layers, so ``keras.models.load_model``
+    alone reads it. This is the one and only look at the test set.
+    """
+    from hypermodels.resnet import inference_copy
+
+    model = inference_copy(
+        trained.model, choice.hyperparameters, data.mean, data.variance, settings.precision
+    )
+    x_test, y_test, _ = load_arrays(settings.data_dir, "test")
+    t0 = time.perf_counter()
+    result = evaluate(model, x_test, y_test)
+    eval_s = time.perf_counter() - t0
+    model.save(folder / "model.keras")
+    return result, int(len(y_test)), eval_s
+
+
+def validation_summary(history: dict) -> dict:
+    val_acc = history["val_accuracy"]
+    best = int(np.argmax(val_acc))
+    return {
+        "final_val_accuracy": float(val_acc[-1]),
+        "best_val_accuracy": float(val_acc[best]),
+        "best_epoch": best + 1,
+    }
+
+
+def print_result(report: dict, final_dir) -> None:
+    msg = f"test accuracy {report['test_accuracy']:.4f} (loss {report['test_loss']:.4f})"
+    if report.get("validation"):
+        msg += f"; val accuracy {report['validation']['final_val_accuracy']:.4f} at the last epoch"
+    print(msg)
+    print(f"wrote {final_dir}/: model.keras, report.json, report.md, tensorboard/")

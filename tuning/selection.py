@@ -1,0 +1,141 @@
+"""Which configuration a retraining uses, for how long, and with which inherited settings.
+
+The finalizer and the ablation both retrain a configuration of a search run: the best
+trial, ``--trial ID`` or explicit ``--hyperparameters``. Unless told otherwise they take
+the search's seed (hence its train/valid split), subset, batch size, recipe, precision and
+data, so a retraining sees what the search saw.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypermodels.recipe import Recipe
+from hypermodels.space import check_hyperparameters
+from tuning import records
+from tuning.config import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MOMENTUM,
+    DEFAULT_SEED,
+    RetrainOptions,
+    make_recipe,
+)
+from tuning.errors import ProjectError, UsageError
+from tuning.precision import resolve as resolve_precision
+from tuning.rundir import read_run
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A configuration to retrain and where it came from."""
+
+    hyperparameters: dict
+    provenance: dict = field(default_factory=dict)  # source, trial_id, val_accuracy, ...
+
+    @property
+    def lineage_epochs(self) -> int | None:
+        return self.provenance.get("lineage_epochs")
+
+
+def validate_hyperparameters(hp: dict, where: str) -> dict:
+    try:
+        return check_hyperparameters(hp)
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def choose_configuration(run_dir: Path, trial: str | None, hyperparameters: dict | None) -> Choice:
+    """The explicit hyperparameters, the trial ``trial`` or the run's best trial."""
+    if hyperparameters is not None:
+        if trial is not None:
+            raise UsageError("give either --trial or --hyperparameters, not both")
+        hp = validate_hyperparameters(hyperparameters, "--hyperparameters")
+        return Choice(hp, {"source": "--hyperparameters"})
+    if not run_dir.is_dir():
+        raise ProjectError(f"run directory {run_dir} does not exist (run tuning.search first)")
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    row = _trial_row(rows, trial, run_dir) if trial is not None else records.best_row(rows)
+    if row is None:
+        raise ProjectError(f"{run_dir} has no successfully completed trial to finalize")
+    hp = validate_hyperparameters(records.hyperparameters_of(row), f"trial {row['trial_id']}")
+    return Choice(
+        hp,
+        {
+            "source": "trial",
+            "trial_id": row["trial_id"],
+            "val_accuracy": row["val_accuracy"],
+            "lineage_epochs": row["lineage_epochs"],
+        },
+    )
+
+
+def _trial_row(rows: list[dict], trial: str, run_dir: Path) -> dict:
+    by_id = {r["trial_id"]: r for r in rows}
+    row = by_id.get(trial) or by_id.get(trial.zfill(4))
+    if row is None:
+        known = ", ".join(sorted(by_id)) or "none"
+        raise UsageError(f"--trial {trial} is not in {run_dir / 'trials.csv'} (trials: {known})")
+    if row["status"] != "COMPLETED":
+        raise ProjectError(f"trial {row['trial_id']} did not complete ({row['status']})")
+    return row
+
+
+def epochs_from_lineage(choice: Choice, factor: float = 1.0) -> tuple[int, str]:
+    """``factor`` x the epochs behind the chosen trial's best weights, and how it was derived."""
+    if choice.lineage_epochs is None:
+        raise UsageError("--epochs is required with --hyperparameters")
+    lineage = int(choice.lineage_epochs)
+    epochs = max(1, math.ceil(factor * lineage - 1e-9))
+    if factor == 1:
+        return epochs, "best trial's lineage epochs"
+    return epochs, f"{factor:g} x the best trial's {lineage} lineage epochs"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything a retraining needs besides the configuration and its epochs."""
+
+    seed: int
+    subset: int | None
+    batch_size: int
+    recipe: Recipe
+    precision: str  # a Keras dtype policy, resolved
+    data_dir: str | None
+
+
+def inherited_settings(run_dir: Path, options: RetrainOptions) -> TrainingSettings:
+    """The search's settings, each replaced where ``options`` gives one.
+
+    The same seed gives the same train/valid split, so retraining sees the search's data.
+    Runs recorded before the recipe options existed trained without them.
+    """
+    run = read_run(run_dir)
+    definition = run.get("definition", {})
+    # A run without run.json (explicit --hyperparameters) trains with the search's defaults.
+    searched = Recipe.from_dict({"momentum": DEFAULT_MOMENTUM, **definition})
+    recipe = make_recipe(**{**searched.to_dict(), **_given(options.recipe_changes())})
+    return TrainingSettings(
+        seed=_pick(options.seed, definition.get("seed", DEFAULT_SEED)),
+        subset=_pick(options.subset, definition.get("subset")),
+        batch_size=_pick(options.batch_size, definition.get("batch_size", DEFAULT_BATCH_SIZE)),
+        recipe=recipe,
+        precision=resolve_precision(_pick(options.precision, definition.get("precision", "auto"))),
+        data_dir=options.data_dir or _recorded_data_dir(run),
+    )
+
+
+def _given(values: dict) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _pick(given, recorded):
+    return recorded if given is None else given
+
+
+def _recorded_data_dir(run: dict) -> str | None:
+    data = run.get("data", {})
+    if data.get("kind") == "dir" and Path(data["path"]).is_dir():
+        return data["path"]
+    return None

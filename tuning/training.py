@@ -1,0 +1,96 @@
+"""Train one network from scratch, and evaluate it: what finalize, ablate and the search's
+cost calibration share.
+
+Every training here runs on ``hypermodels.inputs.as_dataset`` (the trials' pipeline),
+reshuffled each epoch from the global seed, and logs to TensorBoard when given a folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hypermodels.recipe import Recipe
+from tuning.data import CLASS_NAMES, NUM_CLASSES
+
+
+@dataclass
+class Trained:
+    model: object  # keras.Model
+    history: dict[str, list[float]]  # per epoch: loss, accuracy (and val_* with validation)
+    seconds: float  # inside fit
+
+
+def train_from_scratch(
+    hp: dict,
+    recipe: Recipe,
+    data: tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    batch_size: int,
+    precision: str | None,
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    learning_rate=None,
+    seed: int | None = None,
+    logdir: Path | None = None,
+    callbacks: list | None = None,
+    verbose: int = 0,
+) -> Trained:
+    """Build ``hp``'s network with ``recipe`` and fit it; ``learning_rate`` may be a
+    schedule (default: the searched rate ``hp["learning_rate"]``)."""
+    import keras  # late: TensorFlow's import takes seconds, and only training needs it
+
+    from hypermodels.inputs import as_dataset
+    from hypermodels.resnet import build_resnet
+
+    keras.backend.clear_session()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    rate = hp["learning_rate"] if learning_rate is None else learning_rate
+    model = build_resnet(
+        **{**hp, "learning_rate": rate},
+        recipe=recipe,
+        mean=mean,
+        variance=variance,
+        precision=precision,
+    )
+    callbacks = list(callbacks or [])
+    if logdir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(logdir), write_graph=False))
+    if validation is not None:
+        validation = as_dataset(*validation, batch_size, shuffle=False)
+    t0 = time.perf_counter()
+    history = model.fit(
+        as_dataset(*data, batch_size, shuffle=True),
+        epochs=epochs,
+        shuffle=False,  # the dataset reshuffles itself every epoch
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=verbose,
+    ).history
+    seconds = time.perf_counter() - t0
+    return Trained(model, {k: [float(v) for v in vals] for k, vals in history.items()}, seconds)
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:
+    """One pass over a labelled set: accuracy, loss, per-class accuracy, confusion matrix."""
+    probs = model.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
+    pred = probs.argmax(axis=1)
+    loss = float(np.mean(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))
+    confusion = np.bincount(y * NUM_CLASSES + pred, minlength=NUM_CLASSES**2).reshape(
+        NUM_CLASSES, NUM_CLASSES
+    )
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "test_accuracy": float(np.mean(pred == y)),
+        "test_loss": loss,
+        "per_class_accuracy": {
+            name: float(a) for name, a in zip(CLASS_NAMES, per_class, strict=True)
+        },
+        "confusion_matrix": confusion.tolist(),
+    }

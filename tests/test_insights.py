@@ -345,3 +345,32 @@ def test_history_small_example():
     assert h.best_so_far == [0.6, 0.6, 0.7]
     assert h.seconds == [10, 35, 65]
     assert h.epochs == [1, 5, 7]
+
+
+# -- plots ----------------------------------------------------------------------------------
+def test_write_insights_writes_both_pngs(tmp_path):
+    out = tmp_path / "plots"
+    paths = insights.write_insights(hyperband_rows(), out)
+    assert set(paths) == {"search_history", "search_budgets"}
+    assert paths["search_history"] == out / insights.HISTORY_PNG
+    assert paths["search_budgets"] == out / insights.BUDGETS_PNG
+    for path in paths.values():
+        data = path.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000
+
+
+def test_plots_handle_one_trial_and_many_budgets(tmp_path):
+    one = insights.write_insights([make_row(0)], tmp_path / "one")
+    assert all(p.stat().st_size > 0 for p in one.values())
+    many = [make_row(i, budget=b, skip=i % 2 == 0) for i, b in enumerate((1, 2, 4, 9, 27, 81))]
+    path = insights.plot_budgets(many, tmp_path / "many.png")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_write_insights_without_completed_trials_writes_nothing(tmp_path):
+    rows = [make_row(0, status="FAILED", acc=None)]
+    assert insights.write_insights(rows, tmp_path / "x") == {}
+    assert not (tmp_path / "x").exists()
+    for plot in (insights.plot_history, insights.plot_budgets):
+        with pytest.raises(ValueError, match="no completed trial"):
+            plot(rows, tmp_path / "x.png")

@@ -23,6 +23,7 @@ import math
 import numbers
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -385,3 +386,169 @@ def history(rows: list[dict]) -> History:
             eps.append(total_e)
             budgets.append(budget_of(r))
     return History(ids, acc, best, secs, eps, budgets, total_s, total_e)
+
+
+# -- plots --------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt, fig, path: Path, rect=(0, 0, 1, 1)) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _budget_colors(budgets) -> dict:
+    import matplotlib
+
+    known = sorted({b for b in budgets if b is not None})
+    cmap = matplotlib.colormaps["viridis"]
+    colors = {b: cmap(0.15 + 0.7 * k / max(1, len(known) - 1)) for k, b in enumerate(known)}
+    colors[None] = "0.6"
+    return colors
+
+
+def plot_history(rows: list[dict], path: str | Path) -> Path:
+    """Two panels: best val_accuracy so far vs cumulative training time and vs epochs."""
+    h = history(rows)
+    if not h.trial_ids:
+        raise ValueError("no completed trial to plot")
+    plt = _pyplot()
+    minutes = h.total_seconds > 600
+    scale = 60 if minutes else 1
+    colors = _budget_colors(h.budgets)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, xs, total, label in (
+        (
+            axes[0],
+            [s / scale for s in h.seconds],
+            h.total_seconds / scale,
+            f"cumulative training time ({'min' if minutes else 's'})",
+        ),
+        (axes[1], h.epochs, h.total_epochs, "cumulative epochs trained"),
+    ):
+        for budget in sorted(set(h.budgets), key=lambda b: -1 if b is None else b):
+            idx = [i for i, b in enumerate(h.budgets) if b == budget]
+            ax.scatter(
+                [xs[i] for i in idx],
+                [h.val_accuracy[i] for i in idx],
+                s=20,
+                color=colors[budget],
+                label=f"trial, budget {_epochs(budget)}",
+            )
+        ax.step(
+            [*xs, total],
+            [*h.best_so_far, h.best_so_far[-1]],
+            where="post",
+            color="tab:red",
+            lw=2,
+            label="best so far",
+        )
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("validation accuracy (best epoch)")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.suptitle(
+        f"Optimization history: {len(h.trial_ids)} completed trials, "
+        f"{h.total_epochs} epochs in all (failed trials' cost included)"
+    )
+    return _save(plt, fig, path)
+
+
+def plot_budgets(rows: list[dict], path: str | Path) -> Path:
+    """val_accuracy vs learning rate, one panel per budget (target epochs), skip on/off marked.
+
+    Trials of different budgets are not comparable (a 1-epoch trial is not a worse
+    configuration than a 9-epoch one), so each budget gets its own panel, with shared axes.
+    Colour and marker: skip on (blue circles) or off (orange squares); size: blocks.
+    """
+    done = completed(rows)
+    if not done:
+        raise ValueError("no completed trial to plot")
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
+
+    by_budget: dict[int | None, list[dict]] = defaultdict(list)
+    for r in done:
+        by_budget[budget_of(r)].append(r)
+    budgets = sorted(by_budget, key=lambda b: -1 if b is None else b)
+    cols = min(len(budgets), 4) or 1
+    nrows = max(1, math.ceil(len(budgets) / cols))
+    fig, axes = plt.subplots(
+        nrows,
+        cols,
+        figsize=(4.2 * cols, 3.6 * nrows + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for ax, budget in zip(axes.flat, budgets, strict=False):
+        trials = by_budget[budget]
+        for skip, _, color, marker in ARMS:
+            arm = [r for r in trials if bool(r["skip"]) == skip]
+            if arm:
+                ax.scatter(
+                    [r["learning_rate"] for r in arm],
+                    [r["val_accuracy"] for r in arm],
+                    c=color,
+                    marker=marker,
+                    s=[_size(r["blocks"]) for r in arm],
+                    alpha=0.8,
+                    edgecolors="black",
+                    linewidths=0.4,
+                )
+        ax.axhline(max(r["val_accuracy"] for r in trials), color="0.5", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"budget {_epochs(budget)}: {len(trials)} trials")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelbottom=True)
+        ax.set_xlabel("learning rate (log scale)")
+    for ax in list(axes.flat)[len(budgets) :]:
+        ax.set_visible(False)
+    for row_axes in axes:
+        row_axes[0].set_ylabel("validation accuracy (best epoch)")
+    handles = [
+        Line2D([], [], ls="", marker=m, color=c, markeredgecolor="black", label=name)
+        for _, name, c, m in ARMS
+    ]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="0.7", markeredgecolor="black",
+               markersize=math.sqrt(_size(b)), label=f"{b} block{'s' if b != 1 else ''}")
+        for b in sorted({r["blocks"] for r in done})
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.suptitle(
+        "Search by training budget (target epochs): compare trials within a panel; "
+        "dotted: the panel's best"
+    )
+    return _save(plt, fig, path, rect=(0, 0.07 / nrows, 1, 1))
+
+
+def _size(blocks: int) -> float:
+    return 14 + 10 * blocks
+
+
+def write_insights(rows: list[dict], out_dir: str | Path) -> dict[str, Path]:
+    """Write both PNGs into out_dir; returns {"search_history": path, "search_budgets": path}.
+
+    Writes nothing and returns {} when no trial has completed.
+    """
+    if not completed(rows):
+        return {}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "search_history": plot_history(rows, out_dir / HISTORY_PNG),
+        "search_budgets": plot_budgets(rows, out_dir / BUDGETS_PNG),
+    }

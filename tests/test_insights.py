@@ -374,3 +374,40 @@ def test_write_insights_without_completed_trials_writes_nothing(tmp_path):
     for plot in (insights.plot_history, insights.plot_budgets):
         with pytest.raises(ValueError, match="no completed trial"):
             plot(rows, tmp_path / "x.png")
+
+
+# -- text -----------------------------------------------------------------------------------
+def test_markdown_has_the_sections_table_and_links():
+    text = insights.markdown(hyperband_rows())
+    assert text.startswith("## What the search teaches")
+    assert "### Which hyperparameters mattered" in text
+    assert "| rank | hyperparameter | importance (share) |" in text
+    assert "Method: random-forest main effects" in text
+    assert "### Skip connections inside the search (observational)" in text
+    assert insights.OBSERVATIONAL in text and "`python -m tuning.ablate`" in text
+    assert "![search history](search_history.png)" in text
+    assert "![search by budget](search_budgets.png)" in text
+    prefixed = insights.markdown(hyperband_rows(), image_prefix="plots/")
+    assert "(plots/search_history.png)" in prefixed and "(plots/search_budgets.png)" in prefixed
+
+
+def test_markdown_shows_the_warning_and_the_fallback_with_few_trials():
+    rows = [make_row(0, skip=True, acc=0.8, budget=3), make_row(1, skip=False, acc=0.7)]
+    text = insights.markdown(rows)
+    assert "> **Warning:** only 2 completed trials" in text
+    assert "| rank |" not in text
+    assert "Best of each arm instead" in text
+    assert "no completed trial yet" in insights.markdown([]).lower()
+
+
+def test_console_lines_are_short_and_honest():
+    lines = insights.console_lines(hyperband_rows())
+    assert len(lines) == 5
+    assert lines[0] == "What the search teaches (22 completed trials):"
+    assert lines[1].startswith("  importance (random forest, budget as covariate): ")
+    assert all(name in lines[1] for name in records.HP_NAMES)
+    assert "; budget itself " in lines[1]
+    assert lines[2].startswith("  skip on - off in matched trials: ")
+    assert lines[3] == f"    {insights.OBSERVATIONAL}; controlled: python -m tuning.ablate"
+    assert all(len(line) <= 140 for line in lines)
+    assert insights.console_lines([]) == ["What the search teaches: no completed trial yet."]

@@ -552,3 +552,106 @@ def write_insights(rows: list[dict], out_dir: str | Path) -> dict[str, Path]:
         "search_history": plot_history(rows, out_dir / HISTORY_PNG),
         "search_budgets": plot_budgets(rows, out_dir / BUDGETS_PNG),
     }
+
+
+# -- text ---------------------------------------------------------------------------------
+def _ranking_text(imp: Importance) -> str:
+    return ", ".join(f"{name} {share:.2f}" for name, share in imp.ranking)
+
+
+def markdown(rows: list[dict], *, image_prefix: str = "") -> str:
+    """The "## What the search teaches" section of report.md.
+
+    Image links are ``image_prefix + search_history.png`` (and ``search_budgets.png``):
+    relative names, so pass e.g. ``"plots/"`` when the PNGs sit in the report's plots folder.
+    """
+    done = completed(rows)
+    lines = ["## What the search teaches", ""]
+    if not done:
+        return "\n".join([*lines, "No completed trial yet: nothing to learn from.", ""])
+    imp = importance(rows)
+    lines += ["### Which hyperparameters mattered", ""]
+    if imp.ranking:
+        lines += ["| rank | hyperparameter | importance (share) |", "| --- | --- | --- |"]
+        for k, (name, share) in enumerate(imp.ranking, 1):
+            note = " (constant)" if name in imp.constant else ""
+            lines.append(f"| {k} | {_LABELS.get(name, name)}{note} | {share:.2f} |")
+        lines.append("")
+    lines.append(f"Method: {imp.method}; {imp.n_trials} completed trials.")
+    if imp.budget_share is not None:
+        lines.append(
+            f"The budget alone accounts for {imp.budget_share:.0%} of the main-effect variance "
+            "(budget + the four hyperparameters); it is not ranked."
+        )
+    if imp.warning:
+        lines += ["", f"> **Warning:** {imp.warning}."]
+    comp = skip_comparison(rows)
+    lines += ["", "### Skip connections inside the search (observational)", ""]
+    if comp.strata:
+        lines += [
+            f"| blocks | filters | budget | skip on: {comp.statistic} (n) | "
+            f"skip off: {comp.statistic} (n) | on − off |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {s.blocks} | {s.filters} | {_epochs(s.budget)} | {s.on:.4f} ({s.n_on}) | "
+            f"{s.off:.4f} ({s.n_off}) | {s.diff:+.4f} |"
+            for s in comp.strata
+        ]
+        lines.append("")
+    lines.append(comp.summary())
+    h = history(rows)
+    lines += [
+        "",
+        "### Optimization history and budgets",
+        "",
+        f"Best validation accuracy {h.best_so_far[-1]:.4f} after {h.total_epochs} epochs and "
+        f"{h.total_seconds / 60:.1f} min of training over {len(rows)} trials. Trials of "
+        "different budgets are plotted apart: a 1-epoch trial is not a worse configuration "
+        "than a 9-epoch one.",
+        "",
+        f"![search history]({image_prefix}{HISTORY_PNG})",
+        "",
+        f"![search by budget]({image_prefix}{BUDGETS_PNG})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def console_lines(rows: list[dict]) -> list[str]:
+    """A few lines to print at the end of a search."""
+    done = completed(rows)
+    if not done:
+        return ["What the search teaches: no completed trial yet."]
+    imp = importance(rows)
+    out = [f"What the search teaches ({len(done)} completed trials):"]
+    if imp.ranking:
+        out.append(
+            f"  importance (random forest, budget as covariate): {_ranking_text(imp)}"
+            + (f"; budget itself {imp.budget_share:.0%}" if imp.budget_share is not None else "")
+        )
+    if imp.warning:
+        out.append(f"  warning: {imp.warning}")
+    comp = skip_comparison(rows)
+    if comp.paired is not None:
+        p = comp.paired
+        text = f"  skip on - off in matched trials: {p.mean_diff:+.4f} over {p.n} "
+        text += "stratum" if p.n == 1 else "strata"
+        text += " (same blocks, filters, epochs)"
+        if p.ci_low is not None:
+            text += f", 95% CI {p.ci_low:+.4f} to {p.ci_high:+.4f}"
+    else:
+        best = [
+            f"{name} {row['val_accuracy']:.4f} at {_epochs(budget_of(row))}"
+            if row
+            else f"{name} none"
+            for (_, name, _, _), row in zip(ARMS, (comp.best_on, comp.best_off), strict=True)
+        ]
+        text = "  skip: no matched trials; best " + ", ".join(best)
+    out += [text, f"    {OBSERVATIONAL}; controlled: {ABLATE_COMMAND}"]
+    h = history(rows)
+    out.append(
+        f"  history: best {h.best_so_far[-1]:.4f} after {h.total_epochs} epochs, "
+        f"{h.total_seconds / 60:.1f} min of training"
+    )
+    return out

@@ -1,10 +1,11 @@
 """Numeric precision: ``auto`` times the candidates on this machine and keeps the faster.
 
 Why measure instead of reading CPU flags: the flags say what a CPU *can* compute, not how
-fast. Intel Xeons with AVX512-BF16 but no AMX train this project's networks in
-``mixed_bfloat16`` at about 0.66x their float32 speed, so "the CPU lists avx512_bf16, use
-bfloat16" picked the slower precision there, while an AMD EPYC with the same flag trains
-about 1.6x faster in bfloat16. Only a measurement tells them apart.
+fast. An Intel Xeon with AVX512-BF16 but no AMX trained this project's networks in
+``mixed_bfloat16`` at about 0.66x its float32 speed, so "the CPU lists avx512_bf16, use
+bfloat16" picked the slower precision there, while the AMD EPYC with the same flag that
+this project is developed on trains 1.6-2x faster in bfloat16 (benchmarks/RESULTS.md).
+Only a measurement tells them apart.
 
 How ``auto`` decides:
 - candidates: a GPU: ``float32`` and ``mixed_float16``; a CPU whose flags list bfloat16
@@ -14,9 +15,10 @@ How ``auto`` decides:
   no flag means no bfloat16 arithmetic);
 - a few steady-state training steps of the default search space's mid-sized network
   (2 blocks x 64 filters, the lab's network, synthetic uint8 images) at each candidate,
-  in a child process, so that this process's TensorFlow is left untouched: no device
-  initialized (``--cpu-replicas`` must configure the CPU before that), no Keras global
-  state, no random state consumed;
+  in alternating turns (``measure_rates``: about 2 s on 2 cores), in a child process so
+  that this process's TensorFlow is left untouched: no device initialized
+  (``--cpu-replicas`` must configure the CPU before that), no Keras global state, no
+  random state consumed (the child's imports add about 2.5 s);
 - the 16-bit candidate wins only when it trains at least ``MIN_SPEEDUP`` x as many
   images per second as float32;
 - the verdict's rates are cached per machine (CPU model, cores, TensorFlow version, GPU
@@ -50,14 +52,14 @@ from tuning.errors import ArgumentParser, UsageError, run_cli
 CHOICES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 FLOAT32 = "float32"
 # A 16-bit policy must beat float32 by 10% to be picked: a few steps on a busy machine
-# scatter by several percent (the measured ratio ranged 1.83-2.04 over ten runs here), and
+# scatter by several percent (1.83-2.04x here over fifteen runs, idle and loaded), and
 # mixed precision has costs the timing does not show (coarser numerics, results that
 # differ from float32 machines), which a marginal gain does not pay for.
 MIN_SPEEDUP = 1.10
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 flags, Arm's Features
 
 # The timed network and steps. Changing them changes METHOD, which invalidates caches.
-BLOCKS, FILTERS, BATCH_SIZE, ROUNDS, STEPS = 2, 64, 128, 2, 3
+BLOCKS, FILTERS, BATCH_SIZE, ROUNDS, STEPS = 2, 64, 128, 3, 2
 METHOD = f"resnet-b{BLOCKS}-f{FILTERS}-batch{BATCH_SIZE}-{ROUNDS}x{STEPS}steps"
 MEASURE_TIMEOUT_S = 300
 
@@ -373,10 +375,15 @@ def measure_rates(
 
     Each policy builds the network and trains two batches of synthetic uint8 images
     untimed (tracing, first-touch allocations); then the policies take turns, ``rounds``
-    times ``steps`` timed steps each, so that other work on the machine slows them
-    alike, and each one's median step decides. Returns the rates and the errors of the
-    policies that failed. Leaves Keras' global state cleared and its policy float32 (it
-    is meant for a process of its own: see ``measure_in_subprocess``).
+    times ``steps`` timed steps each. float32's rate is its median turn's; another
+    policy's is float32's times the median over the rounds of its speed relative to
+    float32's turn in the same round: turns next to each other share whatever else loads
+    the machine, so a burst of other work that slows one turn does not decide. Seen here
+    with another training sharing the 2 cores: each policy's own median step gave 1.77x,
+    3.34x and 2.13x in three runs, the paired rounds 1.95-2.03x in five (2.0x when idle).
+    Returns the rates and the errors of the policies that failed. Leaves Keras' global
+    state cleared and its policy float32 (it is meant for a process of its own: see
+    ``measure_in_subprocess``).
     """
     import keras
     import numpy as np
@@ -390,7 +397,7 @@ def measure_rates(
     warm = as_dataset(x[: 2 * batch_size], y[: 2 * batch_size], batch_size, shuffle=False)
     timed = as_dataset(x, y, batch_size, shuffle=False)
     models: dict[str, keras.Model] = {}
-    seconds: dict[str, list[float]] = {}
+    turns: dict[str, list[float]] = {}  # per round: the mean step of the policy's turn
     errors: dict[str, str] = {}
 
     def fit(policy: str, data) -> None:
@@ -402,7 +409,7 @@ def measure_rates(
             del models[policy]
         else:
             if data is timed:
-                seconds[policy] += timer.seconds
+                turns[policy].append(sum(timer.seconds) / len(timer.seconds))
 
     try:
         for policy in cands:
@@ -411,7 +418,7 @@ def measure_rates(
             except Exception as exc:
                 errors[policy] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
                 continue
-            seconds[policy] = []
+            turns[policy] = []
             fit(policy, warm)
         for r in range(rounds):
             for policy in list(models)[:: 1 if r % 2 == 0 else -1]:
@@ -421,9 +428,14 @@ def measure_rates(
         models.clear()
         keras.backend.clear_session()
         keras.mixed_precision.set_global_policy(FLOAT32)
-    return {
-        p: batch_size / statistics.median(s) for p, s in seconds.items() if s and p not in errors
-    }, errors
+    timed_ok = {p: t for p, t in turns.items() if p not in errors and len(t) == rounds}
+    rates = {p: batch_size / statistics.median(t) for p, t in timed_ok.items()}
+    if FLOAT32 in timed_ok:
+        base = timed_ok[FLOAT32]
+        for policy, t in timed_ok.items():
+            paired = statistics.median(f / o for f, o in zip(base, t, strict=True))
+            rates[policy] = rates[FLOAT32] * paired
+    return rates, errors
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,15 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("FASHION_MNIST_DIR", ROOT.parent / "shared/data/fashion-mnist"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def precision_cache(tmp_path_factory):
+    """One cache folder per test session for ``--precision auto``'s measurement: it runs at
+    most once per session (subprocesses inherit the variable), never in the user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FASHION_RESNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (REAL_DATA / "train-images-idx3-ubyte.gz").is_file():

@@ -150,17 +150,27 @@ def test_precision_policy_survives_clear_session(policy):
     keras.mixed_precision.set_global_policy("float32")
 
 
-def test_auto_precision_follows_the_hardware(monkeypatch):
+def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path):
+    # auto times the candidates of this device (tests/test_precision.py); which ones:
     from tuning import precision
     from tuning.errors import UsageError
 
-    monkeypatch.setattr(precision, "gpu_has_tensor_cores", lambda: False)
+    monkeypatch.setattr(precision, "gpu_names", lambda: [])
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
-    assert precision.resolve("auto") == "mixed_bfloat16"
+    assert precision.candidates() == ("float32", "mixed_bfloat16")
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
-    assert precision.resolve("auto") == "float32"
-    monkeypatch.setattr(precision, "gpu_has_tensor_cores", lambda: True)
-    assert precision.resolve("auto") == "mixed_float16"
+    assert precision.candidates() == ("float32",)
+    assert precision.resolve("auto") == "float32"  # nothing to measure
+    monkeypatch.setattr(precision, "gpu_names", lambda: ["NVIDIA H200"])
+    assert precision.candidates() == ("float32", "mixed_float16")
+    asked = []
+
+    def measure(candidates):
+        asked.append(candidates)
+        return {"float32": 1000.0, "mixed_float16": 2500.0}
+
+    assert precision.choose("auto", measure=measure, cache_dir=tmp_path).policy == "mixed_float16"
+    assert asked == [("float32", "mixed_float16")]
     assert precision.resolve("float32") == "float32"
     with pytest.raises(UsageError):
         precision.resolve("int8")

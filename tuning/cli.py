@@ -127,8 +127,9 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "au
         "--precision",
         choices=PRECISIONS,
         default=default,
-        help="auto: bfloat16 mixed precision on CPUs with AVX512-BF16/AMX, float16 on GPUs "
-        "with tensor cores, else float32" + (" (default: the search's)" if default is None else ""),
+        help="auto: float32 or 16-bit mixed precision (bfloat16 on CPUs, float16 on GPUs), "
+        "whichever trains faster here, measured once per machine and cached"
+        + (" (default: the search's)" if default is None else ""),
     )
 
 

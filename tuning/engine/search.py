@@ -18,11 +18,16 @@ from tuning.engine.hparams import write_hparams_config
 from tuning.engine.results import summary_table
 from tuning.engine.role import apply_cluster
 from tuning.engine.strategy import make_strategy
-from tuning.engine.worker import check_worker_definition, run_worker, set_client_timeout
+from tuning.engine.worker import (
+    check_worker_definition,
+    run_worker,
+    set_client_timeout,
+    wait_for_run_file,
+)
 from tuning.errors import ProjectError, UsageError
 from tuning.plan import Plan, hyperband_plan
-from tuning.precision import resolve as resolve_precision
-from tuning.rundir import RUN_FILE, prepare_search_dir, provenance
+from tuning.precision import PrecisionChoice, choose
+from tuning.rundir import RUN_FILE, prepare_search_dir, provenance, read_run
 
 
 def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dict]:
@@ -34,16 +39,17 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
     cluster = cluster or Cluster()
     if cluster.role == "worker" and config.overwrite:
         raise UsageError("--overwrite is for the chief (or a single search), not a worker")
-    policy = resolve_precision(config.precision)
+    precision = choose_precision(config, cluster)
+    policy = precision.policy
     splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
     definition = config.definition(splits.source.sha256, policy)
     status = claim_run_dir(config, cluster, definition)
     x_train, y_train = trial_training_set(splits, config.trial_images, config.seed)
     plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
     sizes = {**splits.sizes(), "trial_train": int(len(y_train))}
-    announce(config, cluster, splits, sizes, status, policy, plan)
+    announce(config, cluster, splits, sizes, status, precision, plan)
     if status in ("new", "overwritten"):
-        write_run_file(config, definition, splits, sizes, plan)
+        write_run_file(config, definition, splits, sizes, plan, precision)
     tuner = build_tuner(config, cluster, status, splits, policy, plan)
     if cluster.role == "single":
         print_estimate(config.space, config.batch_size, policy, plan, sizes)
@@ -62,6 +68,26 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         print(f"search finished in {elapsed / 60:.1f} min")
     print_summary(config, rows)
     return rows
+
+
+def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
+    """``--precision auto`` is decided once per run, by measurement (``tuning.precision``).
+
+    A worker takes its chief's choice and a resumed run its own, as recorded in run.json:
+    two machines, or two days, near the margin could otherwise decide differently, and
+    the run's definition would no longer match.
+    """
+    if config.precision != "auto" or (config.overwrite and cluster.role != "worker"):
+        return choose(config.precision)
+    if cluster.role == "worker":
+        recorded = wait_for_run_file(config.run_dir, cluster)
+    else:
+        recorded = read_run(config.run_dir) if (config.run_dir / RUN_FILE).is_file() else {}
+    previous = recorded.get("precision_choice") if isinstance(recorded, dict) else None
+    if isinstance(previous, dict) and previous.get("requested") == "auto":
+        rates = {str(k): float(v) for k, v in (previous.get("rates") or {}).items()}
+        return PrecisionChoice(str(previous["policy"]), "auto", rates, cached=True)
+    return choose(config.precision)
 
 
 def claim_run_dir(config: SearchConfig, cluster: Cluster, definition: dict) -> str:
@@ -85,7 +111,7 @@ def trial_training_set(splits: Splits, trial_images: int | None, seed: int):
     return x, y
 
 
-def announce(config, cluster, splits, sizes, status, policy, plan: Plan) -> None:
+def announce(config, cluster, splits, sizes, status, precision, plan: Plan) -> None:
     """What the search will do, before it does it: data, directory, plan, TensorBoard."""
     each = (
         f" (each trial trains on {sizes['trial_train']})"
@@ -94,10 +120,7 @@ def announce(config, cluster, splits, sizes, status, policy, plan: Plan) -> None
     )
     print(f"data: {splits.source.describe()}; train {sizes['train']}{each}, valid {sizes['valid']}")
     role = "" if cluster.role == "single" else f"; {cluster.role} {cluster.tuner_id}"
-    print(
-        f"run directory: {config.run_dir} ({status}); precision {policy} ({config.precision})"
-        + role
-    )
+    print(f"run directory: {config.run_dir} ({status}); precision {precision.describe()}" + role)
     print(
         f"Hyperband plan (max_epochs={config.max_epochs}, factor={config.factor}, "
         f"iterations={config.hyperband_iterations}):"
@@ -107,7 +130,7 @@ def announce(config, cluster, splits, sizes, status, policy, plan: Plan) -> None
     print(f"TensorBoard: tensorboard --logdir {logdir}", flush=True)
 
 
-def write_run_file(config: SearchConfig, definition: dict, splits, sizes: dict, plan) -> None:
+def write_run_file(config: SearchConfig, definition, splits, sizes, plan, precision) -> None:
     records.atomic_write_json(
         config.run_dir / RUN_FILE,
         {
@@ -115,6 +138,7 @@ def write_run_file(config: SearchConfig, definition: dict, splits, sizes: dict, 
             "data": splits.source.to_dict(),
             "sizes": sizes,
             "plan": {"trials": plan.trials, "epochs": plan.epochs},
+            "precision_choice": precision.to_json(),
             **provenance(),
         },
     )

@@ -37,8 +37,8 @@ def is_rpc_error(exc: BaseException) -> bool:
     return isinstance(exc, grpc.RpcError)
 
 
-def check_worker_definition(run_dir: Path, definition: dict, cluster: Cluster) -> None:
-    """Wait for the chief's run.json, then refuse to work on a different experiment."""
+def wait_for_run_file(run_dir: Path, cluster: Cluster) -> dict:
+    """The chief's run.json, once it exists (a worker may start before its chief)."""
     path = run_dir / RUN_FILE
     deadline = time.monotonic() + cluster.chief_timeout
     announced = False
@@ -53,7 +53,13 @@ def check_worker_definition(run_dir: Path, definition: dict, cluster: Cluster) -
             print(f"worker {cluster.worker_id}: waiting for the chief's {path}", flush=True)
             announced = True
         time.sleep(0.5)
-    diffs = differences(records.read_json(path).get("definition", {}), definition)
+    return records.read_json(path)
+
+
+def check_worker_definition(run_dir: Path, definition: dict, cluster: Cluster) -> None:
+    """Wait for the chief's run.json, then refuse to work on a different experiment."""
+    chief = wait_for_run_file(run_dir, cluster).get("definition", {})
+    diffs = differences(chief, definition)
     if diffs:
         raise UsageError(
             f"worker {cluster.worker_id}: this worker's settings differ from the chief's run "

@@ -193,7 +193,20 @@ def test_search_and_final_views(search_run, tmp_path):
     assert (run_dir / "plots" / "final.png").stat().st_size > 5000
     report = (run_dir / "report.md").read_text()
     assert "## Search" in report and "plots/search.png" in report
-    assert set(built["plots"]) == {"search", "final"} and "## Final model" in report
+    assert set(built["plots"]) == {"search", "search_history", "search_budgets", "final"}
+    assert "## Final model" in report
+    # what the search teaches: importance (or why not), the observational skip comparison,
+    # the history and the budget-honest view
+    assert "## What the search teaches" in report and "observational" in report
+    assert "plots/search_history.png" in report and "plots/search_budgets.png" in report
+    assert (run_dir / "plots" / "search_budgets.png").stat().st_size > 5000
+
+
+def test_a_search_ends_with_what_it_teaches(search_run):
+    out = search_run[2].stdout
+    assert "What the search teaches (6 completed trials):" in out
+    assert "at least 10 are needed to rank the hyperparameters" in out  # 6 trials: no ranking
+    assert "observational" in out and "python -m tuning.ablate" in out
 
 
 def test_report_on_an_empty_run_is_a_clear_error(tmp_path, capsys):

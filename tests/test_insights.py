@@ -1,4 +1,5 @@
-"""What the search teaches: importance, observational skip comparison, history, plots, text.
+"""What the search teaches: importance, observational skip comparison, history (tuning.insights);
+plots and text (tuning.insight_plots).
 
 Synthetic trials only (no training): rows with the columns of records.FIELD_TYPES.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tuning import insights, records
+from tuning import insight_plots, insights, records
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -139,9 +140,10 @@ def skip_helps(blocks, filters, skip, lr, budget):
     return 0.8 + 0.05 * skip
 
 
-# -- the module stays low in the import graph ----------------------------------------------
-def test_imports_only_records_and_stats_from_tuning_and_plots_lazily():
-    tree = ast.parse(Path(insights.__file__).read_text(encoding="utf-8"))
+# -- the modules stay low in the import graph ---------------------------------------------
+def tuning_imports(module) -> tuple[set[str], set[str]]:
+    """The tuning modules a module imports (anywhere) and its top-level imported packages."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     tuning_modules, top_level = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -156,7 +158,18 @@ def test_imports_only_records_and_stats_from_tuning_and_plots_lazily():
             continue
         if node in tree.body:
             top_level |= {n.split(".")[0] for n in names}
+    return tuning_modules, top_level
+
+
+def test_imports_only_records_and_stats_from_tuning_and_plots_lazily():
+    tuning_modules, top_level = tuning_imports(insights)
     assert tuning_modules <= {"records", "stats"}
+    assert not top_level & {"matplotlib", "sklearn", "tensorflow", "keras"}
+
+
+def test_insight_plots_imports_only_insights_records_stats_plots_and_matplotlib_lazily():
+    tuning_modules, top_level = tuning_imports(insight_plots)
+    assert tuning_modules <= {"insights", "records", "stats", "plots"}
     assert not top_level & {"matplotlib", "sklearn", "tensorflow", "keras"}
 
 
@@ -350,7 +363,7 @@ def test_history_small_example():
 # -- plots ----------------------------------------------------------------------------------
 def test_write_insights_writes_both_pngs(tmp_path):
     out = tmp_path / "plots"
-    paths = insights.write_insights(hyperband_rows(), out)
+    paths = insight_plots.write_insights(hyperband_rows(), out)
     assert set(paths) == {"search_history", "search_budgets"}
     assert paths["search_history"] == out / insights.HISTORY_PNG
     assert paths["search_budgets"] == out / insights.BUDGETS_PNG
@@ -360,25 +373,25 @@ def test_write_insights_writes_both_pngs(tmp_path):
 
 
 def test_plots_handle_one_trial_and_many_budgets(tmp_path):
-    one = insights.write_insights([make_row(0)], tmp_path / "one")
+    one = insight_plots.write_insights([make_row(0)], tmp_path / "one")
     assert all(p.stat().st_size > 0 for p in one.values())
     many = [make_row(i, budget=b, skip=i % 2 == 0) for i, b in enumerate((1, 2, 4, 9, 27, 81))]
-    path = insights.plot_budgets(many, tmp_path / "many.png")
+    path = insight_plots.plot_budgets(many, tmp_path / "many.png")
     assert path.read_bytes().startswith(PNG_MAGIC)
 
 
 def test_write_insights_without_completed_trials_writes_nothing(tmp_path):
     rows = [make_row(0, status="FAILED", acc=None)]
-    assert insights.write_insights(rows, tmp_path / "x") == {}
+    assert insight_plots.write_insights(rows, tmp_path / "x") == {}
     assert not (tmp_path / "x").exists()
-    for plot in (insights.plot_history, insights.plot_budgets):
+    for plot in (insight_plots.plot_history, insight_plots.plot_budgets):
         with pytest.raises(ValueError, match="no completed trial"):
             plot(rows, tmp_path / "x.png")
 
 
 # -- text -----------------------------------------------------------------------------------
 def test_markdown_has_the_sections_table_and_links():
-    text = insights.markdown(hyperband_rows())
+    text = insight_plots.markdown(hyperband_rows())
     assert text.startswith("## What the search teaches")
     assert "### Which hyperparameters mattered" in text
     assert "| rank | hyperparameter | importance (share) |" in text
@@ -387,21 +400,21 @@ def test_markdown_has_the_sections_table_and_links():
     assert insights.OBSERVATIONAL in text and "`python -m tuning.ablate`" in text
     assert "![search history](search_history.png)" in text
     assert "![search by budget](search_budgets.png)" in text
-    prefixed = insights.markdown(hyperband_rows(), image_prefix="plots/")
+    prefixed = insight_plots.markdown(hyperband_rows(), image_prefix="plots/")
     assert "(plots/search_history.png)" in prefixed and "(plots/search_budgets.png)" in prefixed
 
 
 def test_markdown_shows_the_warning_and_the_fallback_with_few_trials():
     rows = [make_row(0, skip=True, acc=0.8, budget=3), make_row(1, skip=False, acc=0.7)]
-    text = insights.markdown(rows)
+    text = insight_plots.markdown(rows)
     assert "> **Warning:** only 2 completed trials" in text
     assert "| rank |" not in text
     assert "Best of each arm instead" in text
-    assert "no completed trial yet" in insights.markdown([]).lower()
+    assert "no completed trial yet" in insight_plots.markdown([]).lower()
 
 
 def test_console_lines_are_short_and_honest():
-    lines = insights.console_lines(hyperband_rows())
+    lines = insight_plots.console_lines(hyperband_rows())
     assert len(lines) == 5
     assert lines[0] == "What the search teaches (22 completed trials):"
     assert lines[1].startswith("  importance (random forest, budget as covariate): ")
@@ -410,4 +423,4 @@ def test_console_lines_are_short_and_honest():
     assert lines[2].startswith("  skip on - off in matched trials: ")
     assert lines[3] == f"    {insights.OBSERVATIONAL}; controlled: python -m tuning.ablate"
     assert all(len(line) <= 140 for line in lines)
-    assert insights.console_lines([]) == ["What the search teaches: no completed trial yet."]
+    assert insight_plots.console_lines([]) == ["What the search teaches: no completed trial yet."]

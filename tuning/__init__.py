@@ -6,7 +6,8 @@ Layers, bottom up (a module imports only from its own layer or the layers below 
 - run directories, training and rendering: ``rundir``, ``selection``, ``training``,
   ``cost``, ``resume``, ``plots``, ``markdown``;
 - engines: ``engine`` (the Hyperband search, single or distributed), ``final`` (retrain
-  and test once), ``ablation`` (skip on/off, paired over seeds), ``insights``;
+  and test once), ``ablation`` (skip on/off, paired over seeds), ``insights`` (what the search
+  teaches) with ``insight_plots``;
 - ``reporting`` (report.md from everything a run holds);
 - the command line: ``cli`` and the commands ``search``, ``finalize``, ``ablate``, ``report``.
 """

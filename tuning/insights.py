@@ -13,8 +13,10 @@ trained, and the longer trainings are exactly those Hyperband promoted. The "bud
 here is its ``target_epochs`` (the schedule's nominal epochs from scratch, fixed before the trial
 ran), falling back to ``lineage_epochs`` and then ``epochs_trained`` for rows without it.
 
-This module stays low in the import graph: from ``tuning`` it imports only ``records`` and
-``stats``; scikit-learn and matplotlib are imported inside the functions that need them.
+This module is the analysis only and stays low in the import graph: from ``tuning`` it imports
+only ``records`` and ``stats``, scikit-learn inside the function that needs it. The figures
+(``write_insights``), the report section (``markdown``) and the console summary
+(``console_lines``) are in ``tuning.insight_plots``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import math
 import numbers
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +40,6 @@ OBSERVATIONAL = (
 )
 ARMS = ((True, "skip on", "tab:blue", "o"), (False, "skip off", "tab:orange", "s"))
 _FEATURES = (*records.HP_NAMES, "budget")
-_LABELS = {"learning_rate": "learning_rate (log10)"}
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -68,7 +68,8 @@ def budget_of(row: dict) -> int | None:
     return None
 
 
-def _epochs(n: int | None) -> str:
+def epochs_label(n: int | None) -> str:
+    """'1 epoch', '9 epochs', or '? epochs' for an unknown budget."""
     return "? epochs" if n is None else f"{n} epoch{'s' if n != 1 else ''}"
 
 
@@ -95,20 +96,14 @@ class Importance:
         return dict(self.ranking).get(name)
 
 
+def _features(r: dict) -> list[float]:
+    """One design-matrix row, the columns of ``_FEATURES`` (learning rate as log10)."""
+    blocks, filters, skip = float(r["blocks"]), float(r["filters"]), float(bool(r["skip"]))
+    return [blocks, filters, skip, math.log10(r["learning_rate"]), float(budget_of(r) or 0)]
+
+
 def _design(done: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    x = np.array(
-        [
-            [
-                float(r["blocks"]),
-                float(r["filters"]),
-                float(bool(r["skip"])),
-                math.log10(r["learning_rate"]),
-                float(budget_of(r) or 0),
-            ]
-            for r in done
-        ],
-        dtype=np.float64,
-    )
+    x = np.array([_features(r) for r in done], dtype=np.float64)
     y = np.array([r["val_accuracy"] for r in done], dtype=np.float64)
     return x, y
 
@@ -134,6 +129,58 @@ def _main_effect_variance(model, x: np.ndarray, j: int, max_points: int = 20) ->
     w = counts / counts.sum()
     mean = float(np.sum(w * pd))
     return float(np.sum(w * (pd - mean) ** 2))
+
+
+def _method(n_trees: int, random_state: int) -> str:
+    return (
+        "random-forest main effects (functional-ANOVA-style variance of each hyperparameter's "
+        f"partial dependence; {n_trees} trees, random_state {random_state}) on blocks, filters, "
+        "skip and log10(learning_rate), with the trial's budget (target epochs) as a covariate "
+        "so that the accuracy longer Hyperband trainings gain goes to the budget, not to the "
+        "settings Hyperband promoted; shares are over the four hyperparameters only"
+    )
+
+
+def _constant_columns(done: list[dict], x: np.ndarray) -> tuple[tuple[str, ...], list[str]]:
+    """The hyperparameters that never varied, and the warning naming them (if any)."""
+    constant = tuple(name for j, name in enumerate(records.HP_NAMES) if len(np.unique(x[:, j])) < 2)
+    warnings = []
+    if constant:
+        fixed = ", ".join(f"{name} = {done[0][name]}" for name in constant)
+        warnings.append(f"constant in every trial, so importance 0 (not measured): {fixed}")
+    return constant, warnings
+
+
+def _fit_forest(x: np.ndarray, y: np.ndarray, n_trees: int, random_state: int):
+    from sklearn.ensemble import RandomForestRegressor
+
+    params = dict(n_estimators=n_trees, min_samples_leaf=2, oob_score=True, n_jobs=1)
+    return RandomForestRegressor(random_state=random_state, **params).fit(x, y)
+
+
+def _assemble(
+    forest, x: np.ndarray, method: str, warnings: list[str], constant: tuple[str, ...]
+) -> Importance:
+    """The ranking from the fitted forest's main effects, the budget's share, the OOB check."""
+    effects = [_main_effect_variance(forest, x, j) for j in range(len(_FEATURES))]
+    hp_total = sum(effects[:4])
+    shares = [e / hp_total if hp_total > 0 else 0.0 for e in effects[:4]]
+    order = sorted(range(4), key=lambda j: (-shares[j], j))
+    ranking = [(records.HP_NAMES[j], shares[j]) for j in order]
+    budget_share = None
+    if len(np.unique(x[:, 4])) >= 2 and hp_total + effects[4] > 0:
+        budget_share = effects[4] / (hp_total + effects[4])
+    oob_r2 = float(forest.oob_score_)
+    method += f"; out-of-bag R^2 {oob_r2:.2f}"
+    if oob_r2 <= 0:
+        warnings = [
+            *warnings,
+            f"the forest predicts held-out trials no better than their mean (out-of-bag R^2 "
+            f"{oob_r2:.2f}): the ranking is mostly noise",
+        ]
+    return Importance(
+        ranking, method, len(x), "; ".join(warnings) or None, constant, budget_share, oob_r2
+    )
 
 
 def importance(
@@ -171,65 +218,24 @@ def importance(
     their mean, so the ranking is mostly noise).
     """
     done = completed(rows)
-    n = len(done)
-    method = (
-        "random-forest main effects (functional-ANOVA-style variance of each hyperparameter's "
-        f"partial dependence; {n_trees} trees, random_state {random_state}) on blocks, filters, "
-        "skip and log10(learning_rate), with the trial's budget (target epochs) as a covariate "
-        "so that the accuracy longer Hyperband trainings gain goes to the budget, not to the "
-        "settings Hyperband promoted; shares are over the four hyperparameters only"
-    )
+    n, method = len(done), _method(n_trees, random_state)
     if n < min_trials:
-        return Importance(
-            [],
-            method,
-            n,
-            warning=f"only {n} completed trial{'s' if n != 1 else ''}: at least {min_trials} "
-            "are needed to rank the hyperparameters",
+        warning = (
+            f"only {n} completed trial{'s' if n != 1 else ''}: at least {min_trials} "
+            "are needed to rank the hyperparameters"
         )
+        return Importance([], method, n, warning=warning)
     x, y = _design(done)
-    constant = tuple(name for j, name in enumerate(records.HP_NAMES) if len(np.unique(x[:, j])) < 2)
-    warnings = []
-    if constant:
-        fixed = ", ".join(f"{name} = {done[0][name]}" for name in constant)
-        warnings.append(f"constant in every trial, so importance 0 (not measured): {fixed}")
+    constant, warnings = _constant_columns(done, x)
     budgets = np.unique(x[:, 4])
     if len(budgets) < 2:
-        method += f" (every trial had the same budget, {_epochs(int(budgets[0]))})"
+        method += f" (every trial had the same budget, {epochs_label(int(budgets[0]))})"
     if len(constant) == len(records.HP_NAMES) or np.ptp(y) == 0:
         if np.ptp(y) == 0:
             warnings.append("val_accuracy is the same in every trial: nothing to rank")
         ranking = [(name, 0.0) for name in records.HP_NAMES]
         return Importance(ranking, method, n, "; ".join(warnings) or None, constant)
-
-    from sklearn.ensemble import RandomForestRegressor
-
-    forest = RandomForestRegressor(
-        n_estimators=n_trees,
-        min_samples_leaf=2,
-        oob_score=True,
-        random_state=random_state,
-        n_jobs=1,
-    )
-    forest.fit(x, y)
-    effects = [_main_effect_variance(forest, x, j) for j in range(len(_FEATURES))]
-    hp_total = sum(effects[:4])
-    shares = [e / hp_total if hp_total > 0 else 0.0 for e in effects[:4]]
-    order = sorted(range(4), key=lambda j: (-shares[j], j))
-    ranking = [(records.HP_NAMES[j], shares[j]) for j in order]
-    budget_share = None
-    if len(budgets) >= 2 and hp_total + effects[4] > 0:
-        budget_share = effects[4] / (hp_total + effects[4])
-    oob_r2 = float(forest.oob_score_)
-    method += f"; out-of-bag R^2 {oob_r2:.2f}"
-    if oob_r2 <= 0:
-        warnings.append(
-            f"the forest predicts held-out trials no better than their mean (out-of-bag R^2 "
-            f"{oob_r2:.2f}): the ranking is mostly noise"
-        )
-    return Importance(
-        ranking, method, n, "; ".join(warnings) or None, constant, budget_share, oob_r2
-    )
+    return _assemble(_fit_forest(x, y, n_trees, random_state), x, method, warnings, constant)
 
 
 # -- 2. skip on vs off inside the search (observational) --------------------------------
@@ -301,7 +307,7 @@ class SkipComparison:
 def _describe(row: dict) -> str:
     return (
         f"{row['val_accuracy']:.4f} (trial {row['trial_id']}: {row['blocks']} blocks, "
-        f"{row['filters']} filters, lr {row['learning_rate']:.3g}, {_epochs(budget_of(row))})"
+        f"{row['filters']} filters, lr {row['learning_rate']:.3g}, {epochs_label(budget_of(row))})"
     )
 
 
@@ -386,272 +392,3 @@ def history(rows: list[dict]) -> History:
             eps.append(total_e)
             budgets.append(budget_of(r))
     return History(ids, acc, best, secs, eps, budgets, total_s, total_e)
-
-
-# -- plots --------------------------------------------------------------------------------
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt, fig, path: Path, rect=(0, 0, 1, 1)) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _budget_colors(budgets) -> dict:
-    import matplotlib
-
-    known = sorted({b for b in budgets if b is not None})
-    cmap = matplotlib.colormaps["viridis"]
-    colors = {b: cmap(0.15 + 0.7 * k / max(1, len(known) - 1)) for k, b in enumerate(known)}
-    colors[None] = "0.6"
-    return colors
-
-
-def plot_history(rows: list[dict], path: str | Path) -> Path:
-    """Two panels: best val_accuracy so far vs cumulative training time and vs epochs."""
-    h = history(rows)
-    if not h.trial_ids:
-        raise ValueError("no completed trial to plot")
-    plt = _pyplot()
-    minutes = h.total_seconds > 600
-    scale = 60 if minutes else 1
-    colors = _budget_colors(h.budgets)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, xs, total, label in (
-        (
-            axes[0],
-            [s / scale for s in h.seconds],
-            h.total_seconds / scale,
-            f"cumulative training time ({'min' if minutes else 's'})",
-        ),
-        (axes[1], h.epochs, h.total_epochs, "cumulative epochs trained"),
-    ):
-        for budget in sorted(set(h.budgets), key=lambda b: -1 if b is None else b):
-            idx = [i for i, b in enumerate(h.budgets) if b == budget]
-            ax.scatter(
-                [xs[i] for i in idx],
-                [h.val_accuracy[i] for i in idx],
-                s=20,
-                color=colors[budget],
-                label=f"trial, budget {_epochs(budget)}",
-            )
-        ax.step(
-            [*xs, total],
-            [*h.best_so_far, h.best_so_far[-1]],
-            where="post",
-            color="tab:red",
-            lw=2,
-            label="best so far",
-        )
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("validation accuracy (best epoch)")
-    axes[1].legend(loc="lower right", fontsize=8)
-    fig.suptitle(
-        f"Optimization history: {len(h.trial_ids)} completed trials, "
-        f"{h.total_epochs} epochs in all (failed trials' cost included)"
-    )
-    return _save(plt, fig, path)
-
-
-def plot_budgets(rows: list[dict], path: str | Path) -> Path:
-    """val_accuracy vs learning rate, one panel per budget (target epochs), skip on/off marked.
-
-    Trials of different budgets are not comparable (a 1-epoch trial is not a worse
-    configuration than a 9-epoch one), so each budget gets its own panel, with shared axes.
-    Colour and marker: skip on (blue circles) or off (orange squares); size: blocks.
-    """
-    done = completed(rows)
-    if not done:
-        raise ValueError("no completed trial to plot")
-    plt = _pyplot()
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import NullFormatter
-
-    by_budget: dict[int | None, list[dict]] = defaultdict(list)
-    for r in done:
-        by_budget[budget_of(r)].append(r)
-    budgets = sorted(by_budget, key=lambda b: -1 if b is None else b)
-    cols = min(len(budgets), 4) or 1
-    nrows = max(1, math.ceil(len(budgets) / cols))
-    fig, axes = plt.subplots(
-        nrows,
-        cols,
-        figsize=(4.2 * cols, 3.6 * nrows + 0.6),
-        sharex=True,
-        sharey=True,
-        squeeze=False,
-    )
-    for ax, budget in zip(axes.flat, budgets, strict=False):
-        trials = by_budget[budget]
-        for skip, _, color, marker in ARMS:
-            arm = [r for r in trials if bool(r["skip"]) == skip]
-            if arm:
-                ax.scatter(
-                    [r["learning_rate"] for r in arm],
-                    [r["val_accuracy"] for r in arm],
-                    c=color,
-                    marker=marker,
-                    s=[_size(r["blocks"]) for r in arm],
-                    alpha=0.8,
-                    edgecolors="black",
-                    linewidths=0.4,
-                )
-        ax.axhline(max(r["val_accuracy"] for r in trials), color="0.5", ls=":", lw=1)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(f"budget {_epochs(budget)}: {len(trials)} trials")
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelbottom=True)
-        ax.set_xlabel("learning rate (log scale)")
-    for ax in list(axes.flat)[len(budgets) :]:
-        ax.set_visible(False)
-    for row_axes in axes:
-        row_axes[0].set_ylabel("validation accuracy (best epoch)")
-    handles = [
-        Line2D([], [], ls="", marker=m, color=c, markeredgecolor="black", label=name)
-        for _, name, c, m in ARMS
-    ]
-    handles += [
-        Line2D([], [], ls="", marker="o", color="0.7", markeredgecolor="black",
-               markersize=math.sqrt(_size(b)), label=f"{b} block{'s' if b != 1 else ''}")
-        for b in sorted({r["blocks"] for r in done})
-    ]  # fmt: skip
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(
-        "Search by training budget (target epochs): compare trials within a panel; "
-        "dotted: the panel's best"
-    )
-    return _save(plt, fig, path, rect=(0, 0.07 / nrows, 1, 1))
-
-
-def _size(blocks: int) -> float:
-    return 14 + 10 * blocks
-
-
-def write_insights(rows: list[dict], out_dir: str | Path) -> dict[str, Path]:
-    """Write both PNGs into out_dir; returns {"search_history": path, "search_budgets": path}.
-
-    Writes nothing and returns {} when no trial has completed.
-    """
-    if not completed(rows):
-        return {}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return {
-        "search_history": plot_history(rows, out_dir / HISTORY_PNG),
-        "search_budgets": plot_budgets(rows, out_dir / BUDGETS_PNG),
-    }
-
-
-# -- text ---------------------------------------------------------------------------------
-def _ranking_text(imp: Importance) -> str:
-    return ", ".join(f"{name} {share:.2f}" for name, share in imp.ranking)
-
-
-def markdown(rows: list[dict], *, image_prefix: str = "") -> str:
-    """The "## What the search teaches" section of report.md.
-
-    Image links are ``image_prefix + search_history.png`` (and ``search_budgets.png``):
-    relative names, so pass e.g. ``"plots/"`` when the PNGs sit in the report's plots folder.
-    """
-    done = completed(rows)
-    lines = ["## What the search teaches", ""]
-    if not done:
-        return "\n".join([*lines, "No completed trial yet: nothing to learn from.", ""])
-    imp = importance(rows)
-    lines += ["### Which hyperparameters mattered", ""]
-    if imp.ranking:
-        lines += ["| rank | hyperparameter | importance (share) |", "| --- | --- | --- |"]
-        for k, (name, share) in enumerate(imp.ranking, 1):
-            note = " (constant)" if name in imp.constant else ""
-            lines.append(f"| {k} | {_LABELS.get(name, name)}{note} | {share:.2f} |")
-        lines.append("")
-    lines.append(f"Method: {imp.method}; {imp.n_trials} completed trials.")
-    if imp.budget_share is not None:
-        lines.append(
-            f"The budget alone accounts for {imp.budget_share:.0%} of the main-effect variance "
-            "(budget + the four hyperparameters); it is not ranked."
-        )
-    if imp.warning:
-        lines += ["", f"> **Warning:** {imp.warning}."]
-    comp = skip_comparison(rows)
-    lines += ["", "### Skip connections inside the search (observational)", ""]
-    if comp.strata:
-        lines += [
-            f"| blocks | filters | budget | skip on: {comp.statistic} (n) | "
-            f"skip off: {comp.statistic} (n) | on − off |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        lines += [
-            f"| {s.blocks} | {s.filters} | {_epochs(s.budget)} | {s.on:.4f} ({s.n_on}) | "
-            f"{s.off:.4f} ({s.n_off}) | {s.diff:+.4f} |"
-            for s in comp.strata
-        ]
-        lines.append("")
-    lines.append(comp.summary())
-    h = history(rows)
-    lines += [
-        "",
-        "### Optimization history and budgets",
-        "",
-        f"Best validation accuracy {h.best_so_far[-1]:.4f} after {h.total_epochs} epochs and "
-        f"{h.total_seconds / 60:.1f} min of training over {len(rows)} trials. Trials of "
-        "different budgets are plotted apart: a 1-epoch trial is not a worse configuration "
-        "than a 9-epoch one.",
-        "",
-        f"![search history]({image_prefix}{HISTORY_PNG})",
-        "",
-        f"![search by budget]({image_prefix}{BUDGETS_PNG})",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def console_lines(rows: list[dict]) -> list[str]:
-    """A few lines to print at the end of a search."""
-    done = completed(rows)
-    if not done:
-        return ["What the search teaches: no completed trial yet."]
-    imp = importance(rows)
-    out = [f"What the search teaches ({len(done)} completed trials):"]
-    if imp.ranking:
-        out.append(
-            f"  importance (random forest, budget as covariate): {_ranking_text(imp)}"
-            + (f"; budget itself {imp.budget_share:.0%}" if imp.budget_share is not None else "")
-        )
-    if imp.warning:
-        out.append(f"  warning: {imp.warning}")
-    comp = skip_comparison(rows)
-    if comp.paired is not None:
-        p = comp.paired
-        text = f"  skip on - off in matched trials: {p.mean_diff:+.4f} over {p.n} "
-        text += "stratum" if p.n == 1 else "strata"
-        text += " (same blocks, filters, epochs)"
-        if p.ci_low is not None:
-            text += f", 95% CI {p.ci_low:+.4f} to {p.ci_high:+.4f}"
-    else:
-        best = [
-            f"{name} {row['val_accuracy']:.4f} at {_epochs(budget_of(row))}"
-            if row
-            else f"{name} none"
-            for (_, name, _, _), row in zip(ARMS, (comp.best_on, comp.best_off), strict=True)
-        ]
-        text = "  skip: no matched trials; best " + ", ".join(best)
-    out += [text, f"    {OBSERVATIONAL}; controlled: {ABLATE_COMMAND}"]
-    h = history(rows)
-    out.append(
-        f"  history: best {h.best_so_far[-1]:.4f} after {h.total_epochs} epochs, "
-        f"{h.total_seconds / 60:.1f} min of training"
-    )
-    return out

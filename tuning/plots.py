@@ -2,7 +2,7 @@
 
 The search view (each trial against each hyperparameter), the ablation (accuracy against
 depth, loss curves), the final model (confusion matrix, per-class accuracy); and the same
-figures as TensorBoard images. ``tuning.insights`` draws the search's history and budgets.
+figures as TensorBoard images. ``tuning.insight_plots`` draws the search's history and budgets.
 """
 
 from __future__ import annotations

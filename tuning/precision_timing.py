@@ -55,12 +55,7 @@ def measure_rates(
 
     Each policy builds the network and trains two batches of synthetic uint8 images
     untimed (tracing, first-touch allocations); then the policies take turns, ``rounds``
-    times ``steps`` timed steps each. float32's rate is its median turn's; another
-    policy's is float32's times the median over the rounds of its speed relative to
-    float32's turn in the same round: turns next to each other share whatever else loads
-    the machine, so a burst of other work that slows one turn does not decide. Seen here
-    with another training sharing the 2 cores: each policy's own median step gave 1.77x,
-    3.34x and 2.13x in three runs, the paired rounds 1.95-2.03x in five (2.0x when idle).
+    times ``steps`` timed steps each, turned into rates by :func:`paired_rates`.
     Returns the rates and the errors of the policies that failed. Leaves Keras' global
     state cleared and its policy float32 (it is meant for a process of its own: see
     ``measure_in_subprocess``).
@@ -109,13 +104,26 @@ def measure_rates(
         keras.backend.clear_session()
         keras.mixed_precision.set_global_policy(FLOAT32)
     timed_ok = {p: t for p, t in turns.items() if p not in errors and len(t) == rounds}
-    rates = {p: batch_size / statistics.median(t) for p, t in timed_ok.items()}
-    if FLOAT32 in timed_ok:
-        base = timed_ok[FLOAT32]
-        for policy, t in timed_ok.items():
+    return paired_rates(timed_ok, batch_size), errors
+
+
+def paired_rates(turns: dict[str, list[float]], batch_size: int) -> dict[str, float]:
+    """Images/s per policy from each round's mean step.
+
+    float32's rate is its median turn's; another policy's is float32's times the median
+    over the rounds of its speed relative to float32's turn in the same round: turns next
+    to each other share whatever else loads the machine, so a burst of other work that
+    slows one turn does not decide. Seen here with another training sharing the 2 cores:
+    each policy's own median step gave 1.77x, 3.34x and 2.13x in three runs, the paired
+    rounds 1.95-2.03x in five (2.0x when idle).
+    """
+    rates = {p: batch_size / statistics.median(t) for p, t in turns.items()}
+    if FLOAT32 in turns:
+        base = turns[FLOAT32]
+        for policy, t in turns.items():
             paired = statistics.median(f / o for f, o in zip(base, t, strict=True))
             rates[policy] = rates[FLOAT32] * paired
-    return rates, errors
+    return rates
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Rebuild every plot and ``report.md`` of a run from its saved results, without training.
 
-Reads whatever the run directory holds: the search (``trials.csv``), the ablation
+Reads whatever the run directory holds: the search (``trials.csv``, with what it teaches:
+``tuning.insights``), the ablation
 (``ablation/runs.csv`` and ``ablation/histories/``) and the final model
 (``final/report.json``). PNGs go to ``<run>/plots/``, the same figures into TensorBoard
 as images (``<run>/tensorboard/reports``), and everything into ``<run>/report.md``.
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from tuning import records
 from tuning.errors import ProjectError
+from tuning.insight_plots import markdown as insights_markdown
+from tuning.insight_plots import write_insights
 from tuning.markdown import (
     ablation_markdown,
     final_section_markdown,
@@ -58,7 +61,12 @@ def search_section(run_dir: Path, plots: Path, pngs: dict, built: dict) -> list[
     if not any(r["status"] == "COMPLETED" for r in rows):
         return []
     pngs["search"] = plot_search(rows, plots / "search.png")
-    return search_markdown(rows)
+    pngs.update(write_insights(rows, plots))
+    return (
+        search_markdown(rows)
+        + insights_markdown(rows, image_prefix=f"{PLOTS}/").splitlines()
+        + [""]
+    )
 
 
 def ablation_section(run_dir: Path, plots: Path, pngs: dict, built: dict) -> list[str]:

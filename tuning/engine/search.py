@@ -25,6 +25,7 @@ from tuning.engine.worker import (
     wait_for_run_file,
 )
 from tuning.errors import ProjectError, UsageError
+from tuning.insight_plots import console_lines
 from tuning.plan import Plan, hyperband_plan
 from tuning.precision import PrecisionChoice, choose
 from tuning.rundir import RUN_FILE, prepare_search_dir, provenance, read_run
@@ -264,6 +265,8 @@ def finalize_command(run_dir, data_dir: str | None) -> str:
 
 def print_summary(config: SearchConfig, rows: list[dict]) -> None:
     print(summary_table(rows))
+    for line in console_lines(rows):  # importance, skip on/off (observational), history
+        print(line)
     disk = sum(r["disk_mb"] or 0 for r in rows)
     if rows:
         print(

@@ -6,6 +6,10 @@ import math
 from dataclasses import asdict, dataclass
 
 SKIP_MODES = ("both", "on", "off")
+# The largest networks any command builds (search space, finalize, ablate).
+MAX_BLOCKS = 64
+MAX_FILTERS = 1024
+HP_NAMES = ("blocks", "filters", "skip", "learning_rate")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,12 @@ class SearchSpace:
             raise ValueError(
                 f"blocks range {self.blocks_min}:{self.blocks_max} must satisfy 1 <= min <= max"
             )
+        if self.blocks_max > MAX_BLOCKS:
+            raise ValueError(
+                f"blocks range {self.blocks_min}:{self.blocks_max}: at most {MAX_BLOCKS}"
+            )
+        if any(f > MAX_FILTERS for f in self.filters):
+            raise ValueError(f"filters {list(self.filters)}: at most {MAX_FILTERS} each")
         if not self.filters or any(f <= 0 for f in self.filters):
             raise ValueError(f"filters must be positive integers, got {list(self.filters)}")
         if len(set(self.filters)) != len(self.filters):
@@ -107,12 +117,6 @@ def parse_int_list(text: str, name: str) -> tuple[int, ...]:
         return tuple(int(p) for p in items)
     except ValueError:
         raise ValueError(f"{name} must be comma-separated integers, not {text!r}") from None
-
-
-# The largest networks any command builds (search space, finalize, ablate).
-MAX_BLOCKS = 64
-MAX_FILTERS = 1024
-HP_NAMES = ("blocks", "filters", "skip", "learning_rate")
 
 
 def check_hyperparameters(hp: dict) -> dict:

@@ -15,9 +15,9 @@ from hypermodels.augment import RandomErasing, augmentation
 from hypermodels.optim import SparseSmoothedCrossentropy, warmup_cosine
 from hypermodels.recipe import Recipe, parse_augment
 from hypermodels.resnet import build_resnet
-from tuning.config import FinalizeConfig, RetrainOptions
+from tuning.config import FinalizeConfig, RetrainOptions, Schedule
 from tuning.engine import trial_training_set
-from tuning.final import peak_learning_rate, run_finalize
+from tuning.final import run_finalize
 
 
 def test_parse_augment_is_canonical_and_strict():
@@ -170,6 +170,10 @@ def test_bad_recipe_flags_are_usage_errors(args, message, tmp_path):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def peak_learning_rate(searched: float, scale: float, cap: float) -> tuple[float, str]:
+    return Schedule("cosine", 1, scale, cap).peak(searched)
 
 
 def test_peak_learning_rate_is_the_scaled_searched_rate_under_the_cap():

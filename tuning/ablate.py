@@ -4,11 +4,10 @@ off, paired over seeds, at one or more depths, then the report (engine: ``tuning
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from tuning import cli
-from tuning.config import DEFAULT_ABLATION_SEEDS, DEFAULT_RUN_DIR, AblationConfig
+from tuning.config import DEFAULT_ABLATION_SEEDS, DEFAULT_RUN_DIR, AblationConfig, Schedule
 
 PROG = "python -m tuning.ablate"
 
@@ -25,6 +24,7 @@ def build_parser() -> cli.ArgumentParser:
         "--seeds", type=int, default=DEFAULT_ABLATION_SEEDS, help="seeds per arm (%(default)s)"
     )
     p.add_argument("--epochs", type=int, help="default: the best trial's lineage epochs")
+    cli.add_schedule_args(p, Schedule())
     cli.add_data_args(p)
     cli.add_retraining_args(p)
     p.add_argument(
@@ -43,6 +43,7 @@ def config_from_args(args: argparse.Namespace) -> AblationConfig:
         seeds=args.seeds,
         epochs=args.epochs,
         options=cli.retrain_options_from_args(args),
+        lr_schedule=cli.schedule_from_args(args),
         overwrite=args.overwrite,
         verbose=args.verbose,
     )
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(cli.run_cli(PROG, main))
+    cli.command(PROG, main)
 
 
 if __name__ == "__main__":

@@ -19,10 +19,12 @@ from pathlib import Path
 
 from hypermodels.recipe import Recipe
 from tuning import records
-from tuning.config import AblationConfig
+from tuning.config import AblationConfig, Schedule
 from tuning.data import Splits, load_splits
 from tuning.errors import UsageError
-from tuning.rundir import delete_for_overwrite, provenance
+from tuning.lock import RunLock
+from tuning.memory import check_fits
+from tuning.rundir import delete_for_overwrite, holds_any, provenance
 from tuning.selection import (
     Choice,
     TrainingSettings,
@@ -30,18 +32,33 @@ from tuning.selection import (
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.training import train_from_scratch
+from tuning.training import learning_rate, train_from_scratch
 
 
 def run_ablation(config: AblationConfig) -> list[dict]:
-    """Train what is missing of the ablation; returns all its rows (runs.csv)."""
+    """Train what is missing of the ablation; returns all its rows (runs.csv).
+
+    The run directory is this process's meanwhile (``tuning.lock``): two ablations would
+    train the same networks and each rewrite runs.csv without the other's rows.
+    A missing run directory is created only for explicit --hyperparameters.
+    """
+    with RunLock(config.run_dir, what="ablation", create=config.hyperparameters is not None):
+        return ablation_locked(config)
+
+
+def ablation_locked(config: AblationConfig) -> list[dict]:
+    """The ablation's steps, under the run directory's lock."""
     choice = choose_configuration(config.run_dir, config.trial, config.hyperparameters)
     depths = list(config.blocks or [choice.hyperparameters["blocks"]])
     epochs = config.epochs if config.epochs is not None else epochs_from_lineage(choice)[0]
     settings = inherited_settings(config.run_dir, config.options)
+    filters = choice.hyperparameters["filters"]
+    warning = check_fits(max(depths), filters, settings.batch_size, "the deepest network")
+    if warning:
+        print(warning, flush=True)
     splits = load_splits(settings.data_dir, settings.seed, subset=settings.subset)
     out = config.run_dir / records.ABLATION_DIR
-    definition = ablation_definition(choice, epochs, settings, splits)
+    definition = ablation_definition(choice, epochs, settings, splits, config.lr_schedule)
     claim_ablation_dir(out, definition, config.overwrite)
     write_meta(out, definition, choice, depths, config.seeds, splits, settings)
     rows = records.read_ablation_runs(out)
@@ -64,7 +81,7 @@ def run_ablation(config: AblationConfig) -> list[dict]:
     for i, (b, skip, s) in enumerate(todo, 1):
         logdir = out / "tensorboard" / f"b{b}_{records.arm_name(skip)}_s{s}"
         hp = {**choice.hyperparameters, "blocks": b, "skip": skip}
-        row, history = train_one(splits, hp, s, settings, epochs, logdir, config.verbose)
+        row, history = train_one(splits, hp, s, settings, epochs, config, logdir)
         records.atomic_write_json(records.ablation_history_path(out, b, skip, s), history)
         rows.append(row)
         records.write_ablation_runs(out, rows)  # saved after every single training
@@ -77,9 +94,10 @@ def run_ablation(config: AblationConfig) -> list[dict]:
     return rows
 
 
-def ablation_definition(choice: Choice, epochs: int, settings: TrainingSettings, splits) -> dict:
+def ablation_definition(choice: Choice, epochs: int, settings: TrainingSettings, splits,
+                        schedule: Schedule) -> dict:  # fmt: skip
     """What must match for results to be comparable; seeds and depths may grow."""
-    return {
+    definition = {
         "filters": choice.hyperparameters["filters"],
         "learning_rate": choice.hyperparameters["learning_rate"],
         "epochs": epochs,
@@ -90,6 +108,9 @@ def ablation_definition(choice: Choice, epochs: int, settings: TrainingSettings,
         "subset": settings.subset,
         "data_sha256": splits.source.sha256,
     }
+    if schedule != Schedule():  # recorded only when used, so older ablations still match
+        definition["schedule"] = schedule.describe(choice.hyperparameters["learning_rate"])
+    return definition
 
 
 def claim_ablation_dir(out: Path, definition: dict, overwrite: bool) -> None:
@@ -108,7 +129,8 @@ def claim_ablation_dir(out: Path, definition: dict, overwrite: bool) -> None:
             "pass --overwrite to delete it"
         )
     if diffs:
-        delete_for_overwrite(out, f"{len(records.read_ablation_runs(out))} trainings")
+        n = len(records.read_ablation_runs(out))
+        delete_for_overwrite(out, f"{n} trainings", out.parent, holds_any("ablation.json"))
 
 
 def write_meta(out: Path, definition, choice: Choice, depths, seeds: int, splits, settings):
@@ -133,8 +155,11 @@ def write_meta(out: Path, definition, choice: Choice, depths, seeds: int, splits
 
 
 def train_one(splits: Splits, hp: dict, seed: int, settings: TrainingSettings, epochs: int,
-              logdir: Path, verbose: int) -> tuple[dict, dict]:  # fmt: skip
+              config: AblationConfig, logdir: Path) -> tuple[dict, dict]:  # fmt: skip
     """Train one network from scratch; return its runs.csv row and its per-epoch history."""
+    rate = learning_rate(
+        config.lr_schedule, hp["learning_rate"], len(splits.y_train), settings.batch_size, epochs
+    )
     # The same seed for both arms: same initial weights (the add has none) and shuffling.
     trained = train_from_scratch(
         hp,
@@ -146,9 +171,10 @@ def train_one(splits: Splits, hp: dict, seed: int, settings: TrainingSettings, e
         mean=splits.mean,
         variance=splits.variance,
         validation=(splits.x_valid, splits.y_valid),
+        learning_rate=rate,
         seed=seed * 1000 + hp["blocks"],
         logdir=logdir,
-        verbose=verbose,
+        verbose=config.verbose,
     )
     curves = trained.history
     row = {

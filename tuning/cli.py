@@ -15,6 +15,7 @@ import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from hypermodels.recipe import parse_augment
 from hypermodels.space import (
@@ -30,10 +31,12 @@ from tuning.config import (
     DEFAULT_RECIPE,
     DEFAULT_WORKER_TIMEOUT,
     ROLES,
+    SCHEDULES,
     STRATEGIES,
     RetrainOptions,
+    Schedule,
 )
-from tuning.errors import ProjectError, UsageError
+from tuning.errors import EnvironmentFailure, ProjectError, UsageError, environment_failure
 from tuning.precision import CHOICES as PRECISIONS
 
 
@@ -54,6 +57,7 @@ def run_cli(
     main: Callable[[Sequence[str] | None], int],
     argv: Sequence[str] | None = None,
     interrupted: str = "resume with",
+    leave_at_once: bool = False,
 ) -> int:
     """Run an entry point, turning expected errors into one line and an exit code."""
     try:
@@ -61,8 +65,13 @@ def run_cli(
     except SystemExit as exc:  # argparse: --help (0) or a bad flag (2)
         return exc.code if isinstance(exc.code, int) else 1
     except ProjectError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(f"{prog}: error: {exc}", exc.exit_code,
+                     leave_at_once and isinstance(exc, EnvironmentFailure))  # fmt: skip
+    except Exception as exc:  # the machine failing (disk full, read-only) is no traceback
+        what = environment_failure(exc)
+        if what is None:
+            raise
+        return _fail(f"{prog}: error: {EnvironmentFailure(what, exc)}", 1, leave_at_once)
     except KeyboardInterrupt:
         args = list(sys.argv[1:] if argv is None else argv)
         print(
@@ -70,6 +79,27 @@ def run_cli(
             file=sys.stderr,
         )
         return 130
+
+
+def _fail(message: str, code: int, leave_at_once: bool) -> int:
+    """Print the one line; after a machine failure, leave the process at once.
+
+    Libraries holding half-written files (h5py, TensorFlow's event writers) print
+    tracebacks and can crash while Python unwinds and tears down after a disk-full error;
+    every result file was already written atomically, so nothing is lost by leaving here.
+    """
+    if not leave_at_once:
+        print(message, file=sys.stderr)
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(2, (message + "\n").encode())
+    os._exit(code)
+
+
+def command(prog: str, main: Callable[[Sequence[str] | None], int], **kwargs) -> NoReturn:
+    """A console command's whole life: run it, then exit with its status."""
+    sys.exit(run_cli(prog, main, leave_at_once=True, **kwargs))
 
 
 @contextlib.contextmanager
@@ -93,8 +123,8 @@ def quiet_tensorflow_startup() -> None:
     TensorFlow's C++ side prints absl's "All log messages before absl::InitializeLog()",
     oneDNN and CUDA lines straight to file descriptor 2 while importing and on the first
     device probe, before ``TF_CPP_MIN_LOG_LEVEL`` is even read by absl. We swallow them
-    here, once per process, unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves
-    (TensorFlow's own switch for its logs). If the import fails, its output is shown.
+    here, once per process, unless ``TUNING_TF_LOGS=1`` asks for them. If the import
+    fails, its output is shown.
     """
     if "tensorflow" in sys.modules or TF_LOGS_REQUESTED:
         return
@@ -168,6 +198,36 @@ def add_retraining_args(parser: argparse.ArgumentParser, final_augment: str | No
     parser.add_argument("--momentum", type=float, help="default: the search's")
     add_recipe_args(parser, retraining=True, final_augment=final_augment)
     add_precision_arg(parser, default=None)
+
+
+def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule) -> None:
+    """The learning rate of a retraining (``tuning.config.Schedule``)."""
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=default.kind,
+        help="learning rate: warm-up then cosine decay to 0 from the peak, or constant "
+        "(%(default)s)",
+    )
+    parser.add_argument(
+        "--warmup-epochs", type=int, default=default.warmup_epochs, help="(%(default)s)"
+    )
+    parser.add_argument(
+        "--lr-scale",
+        type=float,
+        default=default.lr_scale,
+        help="peak = this many times the searched learning rate (%(default)s) ...",
+    )
+    parser.add_argument(
+        "--max-lr",
+        type=float,
+        default=default.max_lr,
+        help="... but at most this rate (%(default)s)",
+    )
+
+
+def schedule_from_args(args: argparse.Namespace) -> Schedule:
+    return Schedule(args.schedule, args.warmup_epochs, args.lr_scale, args.max_lr)
 
 
 def add_choice_args(parser: argparse.ArgumentParser, hyperparameters_help: str) -> None:

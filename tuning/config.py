@@ -27,6 +27,7 @@ DEFAULT_FACTOR = 3
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MOMENTUM = 0.9  # the lab used 0 (plain SGD); 0.9 trains far faster at the same cost
 DEFAULT_SEED = 0
+MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds are 32-bit
 # A trial's resume checkpoint is written at most this often (s of training; 0: every epoch).
 DEFAULT_RESUME_EVERY_S = 60.0
 VALID_FRACTION = 0.2
@@ -68,8 +69,8 @@ def make_recipe(**values) -> Recipe:
 def check_training_args(batch_size: int, seed: int) -> None:
     if batch_size < 1:
         raise UsageError(f"--batch-size must be positive, not {batch_size}")
-    if seed < 0:
-        raise UsageError(f"--seed must be non-negative, not {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be in 0..{MAX_SEED}, not {seed}")
 
 
 def _at_least(flag: str, value: int | float | None, low: int | float) -> None:
@@ -120,9 +121,18 @@ class SearchConfig:
             )
         if self.subset is not None and self.subset < 1:
             raise UsageError(f"--subset must be positive, not {self.subset}")
-        if not self.project_name or Path(self.project_name).name != self.project_name:
+        # --overwrite deletes <directory>/<project-name>: '..' (with the default --directory
+        # runs, the user's own folder), '.', an absolute name or a path must never get there.
+        name = self.project_name
+        if (
+            name in ("", ".", "..")
+            or any(sep in name for sep in ("/", "\\", "\0"))  # POSIX's, Windows' and NUL
+            or Path(name).is_absolute()
+            or Path(name).name != name
+        ):
             raise UsageError(
-                f"--project-name must be a plain folder name, not {self.project_name!r}"
+                "--project-name must be a plain folder name (not empty, '.', '..', absolute "
+                f"or with a path separator), not {name!r}"
             )
 
     @property
@@ -208,6 +218,47 @@ class RetrainOptions:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """The learning rate of a retraining: constant, or warm-up + cosine decay to 0.
+
+    Its peak is ``lr_scale`` x the searched rate, at most ``max_lr``: Hyperband trials run
+    at a constant rate, while warm-up + cosine decay tolerates a higher peak
+    (docs/accuracy.md), but not beyond a rate where SGD with momentum starts to diverge.
+    """
+
+    kind: str = "constant"
+    warmup_epochs: int = 0
+    lr_scale: float = 1.0
+    max_lr: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULES:
+            raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.kind!r}")
+        if self.warmup_epochs < 0:
+            raise UsageError(f"--warmup-epochs must be non-negative, not {self.warmup_epochs}")
+        if not 0 < self.lr_scale <= 1000:
+            raise UsageError(f"--lr-scale must be in (0, 1000], not {self.lr_scale}")
+        if not 0 < self.max_lr <= math.inf:
+            raise UsageError(f"--max-lr must be a positive number, not {self.max_lr}")
+
+    def peak(self, searched: float) -> tuple[float, str]:
+        """The rate trained at (the schedule's peak) and how it was derived."""
+        rate = min(self.lr_scale * searched, self.max_lr)
+        if self.lr_scale == 1 and rate == searched:
+            return rate, f"{rate:.4g}"
+        how = f"{self.lr_scale:g} x the searched {searched:.4g}"
+        if rate < self.lr_scale * searched:
+            how += f", capped by --max-lr {self.max_lr:g}"
+        return rate, f"{rate:.4g} ({how})"
+
+    def describe(self, searched: float) -> str:
+        text = self.peak(searched)[1]
+        if self.kind == "cosine":
+            return f"{self.warmup_epochs}-epoch warm-up + cosine decay from {text}"
+        return f"constant {text}"
+
+
+@dataclass(frozen=True)
 class FinalizeConfig:
     run_dir: Path = Path(DEFAULT_RUN_DIR)
     trial: str | None = None
@@ -223,6 +274,10 @@ class FinalizeConfig:
     overwrite: bool = False
     verbose: int = 2
 
+    @property
+    def lr_schedule(self) -> Schedule:
+        return Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
         if self.train_on not in TRAIN_ON:
@@ -230,18 +285,10 @@ class FinalizeConfig:
                 f"--train-on must be one of {', '.join(TRAIN_ON)}, not {self.train_on!r}"
             )
         _at_least("--epochs", self.epochs, 1)
-        if self.schedule not in SCHEDULES:
-            raise UsageError(
-                f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}"
-            )
-        if self.warmup_epochs < 0:
-            raise UsageError(f"--warmup-epochs must be non-negative, not {self.warmup_epochs}")
+        # --schedule, --warmup-epochs, --lr-scale and --max-lr are checked by the value itself
+        Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr)
         if not 0 < self.epochs_factor <= 100:
             raise UsageError(f"--epochs-factor must be in (0, 100], not {self.epochs_factor}")
-        if not 0 < self.lr_scale <= 1000:
-            raise UsageError(f"--lr-scale must be in (0, 1000], not {self.lr_scale}")
-        if not 0 < self.max_lr < math.inf:
-            raise UsageError(f"--max-lr must be a positive number, not {self.max_lr}")
         if self.trial is not None and self.hyperparameters is not None:
             raise UsageError("give either --trial or --hyperparameters, not both")
 
@@ -255,6 +302,7 @@ class AblationConfig:
     seeds: int = DEFAULT_ABLATION_SEEDS
     epochs: int | None = None
     options: RetrainOptions = RetrainOptions()
+    lr_schedule: Schedule = Schedule()  # default: the searched rate, constant, as a trial
     overwrite: bool = False
     verbose: int = 0
 

@@ -19,7 +19,10 @@ import numpy as np
 from tuning import records
 from tuning.config import VALID_FRACTION, FinalizeConfig
 from tuning.data import fit_standardizer, load_arrays, load_splits
+from tuning.errors import ProjectError
+from tuning.lock import RunLock
 from tuning.markdown import final_markdown
+from tuning.memory import check_fits
 from tuning.rundir import StagedFolder, provenance
 from tuning.selection import (
     Choice,
@@ -28,23 +31,7 @@ from tuning.selection import (
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.training import Trained, evaluate, train_from_scratch
-
-
-def peak_learning_rate(searched: float, scale: float, cap: float) -> tuple[float, str]:
-    """The rate the finalizer trains at (its schedule's peak) and how it was derived.
-
-    Hyperband trials run at a constant rate; under warm-up + cosine decay a higher peak
-    trains better (docs/accuracy.md), so the searched rate is scaled, but never beyond
-    ``cap`` (a rate where SGD with momentum starts to diverge on these networks).
-    """
-    rate = min(scale * searched, cap)
-    if scale == 1 and rate == searched:
-        return rate, f"{rate:.4g}"
-    how = f"{scale:g} x the searched {searched:.4g}"
-    if rate < scale * searched:
-        how += f", capped by --max-lr {cap:g}"
-    return rate, f"{rate:.4g} ({how})"
+from tuning.training import Trained, evaluate, learning_rate, train_from_scratch
 
 
 @dataclass
@@ -61,19 +48,35 @@ class FitData:
 
 
 def run_finalize(config: FinalizeConfig) -> dict:
-    """Retrain and test once; returns the report written to ``final/report.json``."""
+    """Retrain and test once; returns the report written to ``final/report.json``.
+
+    The run directory is this process's meanwhile (``tuning.lock``): a second finalize
+    would mix its TensorBoard logs with ours, a search would move trials.csv under us.
+    A missing run directory is created only for explicit --hyperparameters.
+    """
+    with RunLock(config.run_dir, what="finalize", create=config.hyperparameters is not None):
+        return finalize_locked(config)
+
+
+def finalize_locked(config: FinalizeConfig) -> dict:
+    """The finalizer's steps, under the run directory's lock."""
     t_start = time.perf_counter()
     choice = choose_configuration(config.run_dir, config.trial, config.hyperparameters)
     settings = inherited_settings(config.run_dir, config.options)
     epochs, epochs_source = planned_epochs(config, choice)
     staged = StagedFolder(config.run_dir / "final", config.overwrite)
     staged.check()
+    hp = choice.hyperparameters
+    warning = check_fits(hp["blocks"], hp["filters"], settings.batch_size, "the final network")
+    if warning:
+        print(warning, flush=True)
     data = load_fit_data(settings, config.train_on)
     folder = staged.start()
-    peak_lr, lr_text = peak_learning_rate(
-        choice.hyperparameters["learning_rate"], config.lr_scale, config.max_lr
+    searched = choice.hyperparameters["learning_rate"]
+    peak_lr, schedule_text = (
+        config.lr_schedule.peak(searched)[0],
+        config.lr_schedule.describe(searched),
     )
-    schedule_text = describe_schedule(config, lr_text)
     print(
         f"finalize: {choice.hyperparameters} for {epochs} epochs ({epochs_source}) on "
         f"{config.train_on} ({len(data.y):,} images), batch {settings.batch_size}, "
@@ -81,7 +84,8 @@ def run_finalize(config: FinalizeConfig) -> dict:
         f"precision {settings.precision}",
         flush=True,
     )
-    trained = train_final(config, choice, settings, data, epochs, peak_lr, folder)
+    trained = train_final(config, choice, settings, data, epochs, folder)
+    check_converged(trained.history, config)
     result, x_test_size, eval_s = test_once(trained, choice, settings, data, folder)
     report = final_report(
         config, choice, settings, data, trained, (epochs, epochs_source), (peak_lr, schedule_text)
@@ -155,22 +159,12 @@ def load_fit_data(settings: TrainingSettings, train_on: str) -> FitData:
     return FitData(x, y, mean, variance, validation, splits, time.perf_counter() - t0)
 
 
-def describe_schedule(config: FinalizeConfig, lr_text: str) -> str:
-    if config.schedule == "cosine":
-        return f"{config.warmup_epochs}-epoch warm-up + cosine decay from {lr_text}"
-    return f"constant {lr_text}"
-
-
-def train_final(config, choice: Choice, settings, data: FitData, epochs, peak_lr, folder):
+def train_final(config, choice: Choice, settings, data: FitData, epochs, folder) -> Trained:
     """The one long training, under the finalizer's schedule."""
-    learning_rate = peak_lr
-    if config.schedule == "cosine":
-        from hypermodels.optim import warmup_cosine
-
-        steps_per_epoch = math.ceil(len(data.y) / settings.batch_size)
-        learning_rate = warmup_cosine(
-            peak_lr, steps_per_epoch * epochs, steps_per_epoch * config.warmup_epochs
-        )
+    rate = learning_rate(
+        config.lr_schedule, choice.hyperparameters["learning_rate"], len(data.y),
+        settings.batch_size, epochs,
+    )  # fmt: skip
     return train_from_scratch(
         choice.hyperparameters,
         settings.recipe,
@@ -181,7 +175,7 @@ def train_final(config, choice: Choice, settings, data: FitData, epochs, peak_lr
         mean=data.mean,
         variance=data.variance,
         validation=data.validation,
-        learning_rate=learning_rate,
+        learning_rate=rate,
         seed=settings.seed,
         logdir=folder / "tensorboard",
         verbose=config.verbose,
@@ -205,6 +199,18 @@ def test_once(trained: Trained, choice: Choice, settings, data: FitData, folder)
     eval_s = time.perf_counter() - t0
     model.save(folder / "model.keras")
     return result, int(len(y_test)), eval_s
+
+
+def check_converged(history: dict, config: FinalizeConfig) -> None:
+    """Stop before the one test evaluation if the training diverged (a NaN model is no
+    result, and the test set is looked at once)."""
+    for epoch, loss in enumerate(history.get("loss", []), 1):
+        if not math.isfinite(loss):
+            raise ProjectError(
+                f"training diverged (loss {loss} in epoch {epoch}); the test set was not "
+                f"touched and {config.run_dir / 'final'} was not written. Try a lower "
+                f"--lr-scale (now {config.lr_scale:g}) or --max-lr (now {config.max_lr:g})"
+            )
 
 
 def validation_summary(history: dict) -> dict:

@@ -4,7 +4,6 @@ test it once (the engine: ``tuning.final``)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from tuning import cli
@@ -16,9 +15,9 @@ from tuning.config import (
     DEFAULT_RUN_DIR,
     DEFAULT_SCHEDULE,
     DEFAULT_WARMUP_EPOCHS,
-    SCHEDULES,
     TRAIN_ON,
     FinalizeConfig,
+    Schedule,
 )
 
 PROG = "python -m tuning.finalize"
@@ -45,26 +44,8 @@ def build_parser() -> cli.ArgumentParser:
         help="without --epochs: train this many times the best trial's lineage epochs "
         "(%(default)s)",
     )
-    p.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default=DEFAULT_SCHEDULE,
-        help="learning rate: warm-up then cosine decay to 0 from the chosen rate, or constant "
-        "(%(default)s)",
-    )
-    p.add_argument("--warmup-epochs", type=int, default=DEFAULT_WARMUP_EPOCHS, help="(%(default)s)")
-    p.add_argument(
-        "--lr-scale",
-        type=float,
-        default=DEFAULT_LR_SCALE,
-        help="train at this many times the searched learning rate (%(default)s) ...",
-    )
-    p.add_argument(
-        "--max-lr",
-        type=float,
-        default=DEFAULT_MAX_LR,
-        help="... but at most this rate (%(default)s)",
-    )
+    cli.add_schedule_args(p, Schedule(DEFAULT_SCHEDULE, DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE,
+                                      DEFAULT_MAX_LR))  # fmt: skip
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     cli.add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")
@@ -102,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(cli.run_cli(PROG, main))
+    # A killed finalize restarts from scratch: nothing is kept between epochs.
+    cli.command(PROG, main, interrupted="final/ was not written; start it again with")
 
 
 if __name__ == "__main__":

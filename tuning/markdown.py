@@ -45,8 +45,9 @@ def ablation_markdown(meta: dict, summary: list[dict]) -> list[str]:
         f"| hardware | {meta.get('hardware') or hardware()} |",
         "",
         "| blocks | pairs | skip: val acc mean ± sd | plain: val acc mean ± sd | "
-        "difference (skip − plain) [95% CI] | p | params | s/training skip / plain |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "difference (skip − plain) [95% CI] | p | train loss skip / plain | params | "
+        "s/training skip / plain |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in summary:
         s, p, pr = e["skip"], e["plain"], e.get("paired")
@@ -59,7 +60,9 @@ def ablation_markdown(meta: dict, summary: list[dict]) -> list[str]:
         lines.append(
             f"| {e['blocks']} | {len(e['seeds'])} | {fmt(s['val_accuracy_mean'])} ± "
             f"{fmt(s['val_accuracy_sd'])} | {fmt(p['val_accuracy_mean'])} ± "
-            f"{fmt(p['val_accuracy_sd'])} | {ci} | {pval} | {s['params'] or '—'} | "
+            f"{fmt(p['val_accuracy_sd'])} | {ci} | {pval} | "
+            f"{fmt(s.get('train_loss_mean'))} / {fmt(p.get('train_loss_mean'))} | "
+            f"{s['params'] or '—'} | "
             f"{fmt(s['seconds_mean'], 1)} / {fmt(p['seconds_mean'], 1)} |"
         )
     diverged = sum(e["skip"]["diverged"] + e["plain"]["diverged"] for e in summary)

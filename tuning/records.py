@@ -45,6 +45,14 @@ FIELD_TYPES: dict[str, type] = {
 }
 TRIAL_FIELDS = tuple(FIELD_TYPES)
 HISTORY_FILE = "history.json"
+# What KerasTuner writes as a trial's status, and what an ablation training ends as.
+TRIAL_STATUSES = ("RUNNING", "IDLE", "INVALID", "STOPPED", "COMPLETED", "FAILED")
+ABLATION_STATUSES = ("ok", "diverged")
+# Result files get the usual permissions (rw for all, less the umask), not mkstemp's 0600:
+# a team shares a run directory.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -53,6 +61,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
@@ -64,9 +73,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(
-        path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
-    )
+    """Valid JSON only: NaN and infinities (a diverged training's metrics) become null."""
+    text = json.dumps(_plain(obj), indent=2, sort_keys=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _plain(obj: Any) -> Any:
+    """obj with numpy values as Python ones and non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (str, bool, int)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return _plain(_json_default(obj))
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Delete the temporary files a killed writer left (``.<name>.<random>.tmp`` and the
+    ``.tmp`` checkpoints); only the lock holder may call this. Returns how many."""
+    removed = 0
+    for path in Path(folder).rglob(".*.tmp*"):
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _json_default(obj: Any) -> Any:
@@ -107,27 +140,54 @@ def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     write_csv(path, FIELD_TYPES, rows)
 
 
-def _parse_cell(text: str, kind: type) -> Any:
+def _parse_cell(text: str, kind: type, column: str) -> Any:
+    """A cell as we wrote it, or ValueError: a spreadsheet's TRUE or 1.0e0 is not guessed."""
     if text == "":
         return None
     if kind is bool:
+        if text not in ("True", "False"):
+            raise ValueError(f"column {column}: {text!r} is not True or False")
         return text == "True"
-    return kind(text)
+    if kind is str:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"column {column}: {text!r} is not {what}") from None
 
 
 def read_csv(path: str | os.PathLike, field_types: dict[str, type]) -> list[dict]:
-    """Read rows written by write_csv back with their types (empty cells are None)."""
-    with open(path, encoding="utf-8", newline="") as fh:
-        return [
-            {k: _parse_cell(v, field_types.get(k, str)) for k, v in row.items()}
-            for row in csv.DictReader(fh)
-        ]
+    """Read rows written by write_csv back with their types (empty cells are None).
+
+    Strict: every column must be there and every row complete, or ValueError names what
+    is wrong. A UTF-8 byte-order mark (a spreadsheet's) is the only liberty taken.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [k for k in field_types if k not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"missing column(s) {', '.join(missing)}")
+        rows = []
+        for row in reader:
+            if None in row or None in row.values():
+                raise ValueError(f"line {reader.line_num} has the wrong number of cells")
+            rows.append({k: _parse_cell(v, field_types.get(k, str), k) for k, v in row.items()})
+        return rows
+
+
+def _check_statuses(rows: list[dict], allowed: tuple[str, ...]) -> None:
+    for row in rows:
+        if row.get("status") not in allowed:
+            raise ValueError(f"status {row.get('status')!r} is not one of {', '.join(allowed)}")
 
 
 def read_trials_csv(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     try:
-        return read_csv(path, FIELD_TYPES)
+        rows = read_csv(path, FIELD_TYPES)
+        _check_statuses(rows, TRIAL_STATUSES)
+        return rows
     except FileNotFoundError:
         raise ProjectError(f"{path} does not exist: is this a search run directory?") from None
     except (OSError, ValueError, csv.Error) as exc:
@@ -196,12 +256,25 @@ def read_ablation_runs(out: Path) -> list[dict]:
     path = Path(out) / "runs.csv"
     if not path.is_file():
         return []
-    rows = read_csv(path, ABLATION_FIELD_TYPES)
+    try:
+        rows = read_csv(path, ABLATION_FIELD_TYPES)
+        _check_statuses(rows, ABLATION_STATUSES)
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ProjectError(f"{path} is unreadable ({exc})") from None
     for row in rows:  # a diverged run's non-finite metrics were written as empty cells
         for k, kind in ABLATION_FIELD_TYPES.items():
             if kind is float and row[k] is None:
                 row[k] = math.nan
     return rows
+
+
+def read_ablation_history(path: Path) -> dict:
+    """One training's curves; a diverged epoch's null (written for NaN) is NaN again."""
+    history = read_json(path)
+    for key, values in history.items():
+        if isinstance(values, list):
+            history[key] = [math.nan if v is None else v for v in values]
+    return history
 
 
 def write_ablation_runs(out: Path, rows: list[dict]) -> None:

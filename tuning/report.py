@@ -3,7 +3,6 @@ results, no training (the engine: ``tuning.reporting``)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(cli.run_cli(PROG, main))
+    cli.command(PROG, main)
 
 
 if __name__ == "__main__":

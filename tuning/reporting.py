@@ -75,7 +75,9 @@ def ablation_section(run_dir: Path, plots: Path, pngs: dict, built: dict) -> lis
         return []
     meta = records.read_json(out / "ablation.json")
     meta.setdefault("hardware", hardware())
-    histories = [records.read_json(p) for p in sorted((out / "histories").glob("*.json"))]
+    histories = [
+        records.read_ablation_history(p) for p in sorted((out / "histories").glob("*.json"))
+    ]
     summary = ablation_summary(records.read_ablation_runs(out))
     pngs["ablation_accuracy"] = plot_accuracy_vs_depth(summary, plots / "ablation_accuracy.png")
     pngs["ablation_loss_curves"] = plot_loss_curves(histories, plots / "ablation_loss_curves.png")

@@ -150,30 +150,35 @@ def _checkpoint_ok(path: Path) -> bool:
         return False
 
 
-def repair_run(run_dir: Path) -> list[str]:
-    """Send damaged trials back for a re-run before KerasTuner reloads the run.
+ORACLE_KEYS = ("ongoing_trials", "hyperparameters", "start_order", "end_order", "brackets")
+PRUNED = "pruned"  # marker: the best checkpoint was deleted on purpose (--prune-checkpoints)
 
-    Returns one message per repaired trial (also printed). A trial is damaged when its
-    ``trial.json`` cannot be read, or when it completed but its best-epoch checkpoint
-    cannot be opened (a continuation trial would need it).
+
+def repair_run(run_dir: Path) -> list[str]:
+    """Make an interrupted or damaged run resumable before KerasTuner reloads it.
+
+    Returns one message per repaired trial (also printed). A trial is re-run when its
+    folder is missing, its ``trial.json`` or ``history.json`` cannot be read, or it
+    completed but its best-epoch checkpoint cannot be opened (a continuation trial would
+    need it) and was not pruned on purpose. Its hyperparameters come from its
+    history.json, else from trials.csv; where neither has them the run cannot resume.
+    A damaged ``tuner0.json`` (it holds no state of ours) is rewritten; stale temporary
+    files of killed writers are removed.
     """
     run_dir = Path(run_dir)
     oracle_file = run_dir / "oracle.json"
     if not oracle_file.is_file():
         return []
-    try:
-        oracle_state = json.loads(oracle_file.read_text())
-    except ValueError as exc:
-        raise ProjectError(
-            f"{oracle_file} is unreadable ({exc}); the search cannot resume "
-            "(rerun with --overwrite to start again)"
-        ) from None
+    oracle_state = read_oracle_state(oracle_file)
+    repair_tuner_file(run_dir / "tuner0.json")
+    records.remove_stale_temporaries(run_dir)
     messages = []
-    for trial_dir in sorted(run_dir.glob("trial_*")):
+    # Finished trials whose folder vanished count too (an interrupted one KerasTuner reruns).
+    for trial_id in sorted(set(oracle_state["end_order"]) | _trial_ids_on_disk(run_dir)):
+        trial_dir = run_dir / f"trial_{trial_id}"
         reason = damage(trial_dir)
         if reason is None:
             continue
-        trial_id = trial_dir.name[len("trial_") :]
         requeue(trial_dir, trial_id, reason, oracle_state)
         message = f"trial {trial_id}: {reason}; it will be re-run"
         print(message, flush=True)
@@ -183,15 +188,93 @@ def repair_run(run_dir: Path) -> list[str]:
     return messages
 
 
+def _trial_ids_on_disk(run_dir: Path) -> set[str]:
+    return {d.name[len("trial_") :] for d in run_dir.glob("trial_*") if d.is_dir()}
+
+
+def read_oracle_state(oracle_file: Path) -> dict:
+    """KerasTuner's oracle.json, or a one-line error when it is unreadable or misshapen."""
+    try:
+        state = json.loads(oracle_file.read_text())
+    except (OSError, ValueError) as exc:
+        state, problem = None, f"unreadable ({exc})"
+    else:
+        missing = [k for k in ORACLE_KEYS if not isinstance(state, dict) or k not in state]
+        problem = f"damaged (no {', '.join(missing)})" if missing else None
+    if problem:
+        raise ProjectError(
+            f"{oracle_file} is {problem}; the search cannot resume "
+            "(rerun with --overwrite to start again)"
+        )
+    return state
+
+
+def repair_tuner_file(path: Path) -> None:
+    """tuner0.json holds KerasTuner's tuner state, empty for ours: rewrite it if damaged."""
+    if not path.exists():
+        return
+    try:
+        ok = isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        print(f"{path.name} was damaged; rewritten (it holds no results)", flush=True)
+        records.atomic_write_json(path, {})
+
+
 def damage(trial_dir: Path) -> str | None:
     """Why a trial folder cannot be trusted, or None."""
+    if not (trial_dir / "trial.json").exists():
+        return "its folder or trial.json is missing"
     try:
         state = json.loads((trial_dir / "trial.json").read_text())
+        if not isinstance(state, dict):
+            raise ValueError("not an object")
     except (OSError, ValueError):
         return "its trial.json is unreadable"
-    if state.get("status") == "COMPLETED" and not _checkpoint_ok(trial_dir / CHECKPOINT):
+    history = trial_dir / records.HISTORY_FILE
+    if history.exists() and not _readable_history(history):
+        return "its history.json is unreadable"
+    if state.get("status") != "COMPLETED" or (trial_dir / PRUNED).exists():
+        return None
+    if not _checkpoint_ok(trial_dir / CHECKPOINT):
         return "its best-epoch checkpoint is damaged"
     return None
+
+
+def _readable_history(path: Path) -> bool:
+    try:
+        history = json.loads(path.read_text())
+        return isinstance(history, dict) and isinstance(history.get("epochs", []), list)
+    except (OSError, ValueError):
+        return False
+
+
+def trial_values(trial_dir: Path, trial_id: str) -> dict | None:
+    """A trial's hyperparameter values (KerasTuner's tuner/* ones included), from its
+    history.json or, when that is lost, from its row in trials.csv."""
+    try:
+        values = records.read_json(trial_dir / records.HISTORY_FILE)["values"]
+        if isinstance(values, dict):
+            return values
+    except Exception:
+        pass
+    try:
+        rows = records.read_trials_csv(trial_dir.parent / "trials.csv")
+    except ProjectError:
+        return None
+    row = next((r for r in rows if r["trial_id"] == trial_id), None)
+    if row is None or any(row[k] is None for k in records.HP_NAMES):
+        return None
+    values = {k: row[k] for k in records.HP_NAMES}
+    values["tuner/epochs"], values["tuner/initial_epoch"] = (
+        row["target_epochs"],
+        row["initial_epoch"],
+    )
+    values["tuner/bracket"], values["tuner/round"] = row["bracket"], row["round"]
+    if row["parent_trial_id"]:
+        values["tuner/trial_id"] = row["parent_trial_id"]
+    return values
 
 
 def requeue(trial_dir: Path, trial_id: str, reason: str, oracle_state: dict) -> None:
@@ -200,13 +283,12 @@ def requeue(trial_dir: Path, trial_id: str, reason: str, oracle_state: dict) -> 
 
     from tuning.kt_internals import Trial
 
-    try:
-        values = records.read_json(trial_dir / records.HISTORY_FILE)["values"]
-    except Exception:
+    values = trial_values(trial_dir, trial_id)
+    if values is None:
         raise ProjectError(
             f"trial {trial_id} is damaged ({reason[4:]}) and its hyperparameters are lost; "
             "rerun with --overwrite to start again"
-        ) from None
+        )
     hp = keras_tuner.HyperParameters.from_config(oracle_state["hyperparameters"])
     hp.values = values
     trial = Trial(hp, trial_id=trial_id, status="RUNNING")

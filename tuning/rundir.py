@@ -9,6 +9,7 @@ that is assembled in several steps is staged in ``<name>.partial/`` and renamed 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import shlex
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from tuning import records
 from tuning.errors import ProjectError, UsageError
+from tuning.lock import LOCK_NAME
 
 RUN_FILE = "run.json"
 
@@ -75,38 +77,150 @@ def check_writable(directory: Path) -> None:
         raise ProjectError(f"run directory {directory} is not writable ({exc.strerror})") from None
 
 
-def delete_for_overwrite(path: Path, what: str) -> None:
-    """The one place ``--overwrite`` deletes: say what goes, then remove it."""
-    print(f"--overwrite: deleting {path} ({what})", flush=True)
-    shutil.rmtree(path)
+# What --overwrite may delete must look like ours: a folder this tool wrote.
+OUR_BOOKKEEPING = (LOCK_NAME, ".write-check")  # in a run dir before it holds anything
+FINAL_MARKERS = ("report.json", "model.keras")  # the finalizer's final/
+# All the finalizer writes into final.partial/ (atomic writes leave .<name>.*.tmp files).
+FINAL_CONTENTS = ("tensorboard", "report.json", "report.md", "model.keras")
+
+
+def is_bookkeeping(name: str) -> bool:
+    """Our lock, write check, or a temporary file of an atomic write (``.<name>.*.tmp``)."""
+    return name in OUR_BOOKKEEPING or (name.startswith(".") and ".tmp" in name)
+
+
+def is_search_run(folder: Path) -> bool:
+    """A search of this tool: run.json with a definition, or KerasTuner's oracle.json."""
+    return recorded_definition(folder) is not None or plain_file(folder / "oracle.json")
+
+
+def plain_file(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
+def recorded_definition(folder: Path) -> dict | None:
+    """run.json's definition, or None where there is no readable run.json holding one."""
+    if not plain_file(folder / RUN_FILE):
+        return None
+    try:
+        run = records.read_json(folder / RUN_FILE)
+    except ProjectError:
+        return None
+    definition = run.get("definition") if isinstance(run, dict) else None
+    return definition if isinstance(definition, dict) else None
+
+
+def holds_any(*names: str):
+    """A check that a folder holds one of ``names`` as a plain file."""
+    return lambda folder: any(plain_file(folder / name) for name in names)
+
+
+def only_final_contents(folder: Path) -> bool:
+    """A stale final.partial/: nothing in it but what the finalizer writes there."""
+    return all(p.name in FINAL_CONTENTS or is_bookkeeping(p.name) for p in folder.iterdir())
+
+
+def check_deletable(path: Path, what: str, inside: Path, ours, why: str = "--overwrite") -> None:
+    """Refuse (one line) unless ``path`` is provably a folder of ours inside ``inside``.
+
+    Not a symlink (it would delete where it points), resolved strictly inside the
+    resolved ``inside`` (no ``..`` or absolute name leads out of the folder the user
+    named), and ``ours(path)`` says this tool wrote it.
+    """
+    path = Path(path)
+    refuse = f"{why}: refusing to delete {path} ({what})"
+    if path.is_symlink():
+        raise ProjectError(f"{refuse}: it is a symbolic link (to {os.readlink(path)}); remove it")
+    real, parent = path.resolve(), Path(inside).resolve()
+    if parent not in real.parents:
+        raise ProjectError(f"{refuse}: it resolves to {real}, which is not inside {parent}")
+    if not real.is_dir():
+        raise ProjectError(f"{refuse}: it is not a folder")
+    if not ours(real):
+        raise ProjectError(
+            f"{refuse}: it does not look like one this tool wrote; move or delete it yourself"
+        )
+
+
+def delete_for_overwrite(
+    path: Path, what: str, inside: Path, ours, keep=(), why: str = "--overwrite"
+) -> None:
+    """The one place ``--overwrite`` deletes: checked (:func:`check_deletable`), said, done.
+
+    ``keep``: names of entries to leave (the run directory's lock, held by this process);
+    with it the folder is emptied instead of removed.
+    """
+    check_deletable(path, what, inside, ours, why)
+    print(f"{why}: deleting {path} ({what})", flush=True)
+    try:
+        if not keep:
+            shutil.rmtree(path)  # never follows symlinks, not even one swapped in just now
+            return
+        for entry in Path(path).iterdir():
+            if entry.name in keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    except OSError as exc:
+        raise ProjectError(f"{why}: could not delete {path} ({exc})") from None
+
+
+def refuse_unusable_search_dir(run_dir: Path) -> None:
+    """Refuse a run directory that is a file, or a folder this tool did not make.
+
+    Called before the lock file is created in it and again under the lock; such a folder
+    is never deleted, not even with --overwrite.
+    """
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise UsageError(f"{run_dir} is a broken symbolic link; remove it or choose another name")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(
+            f"{run_dir} exists and is not a folder; choose another --project-name/--directory"
+        )
+    if not run_dir.is_dir() or is_search_run(run_dir):
+        return
+    if not all(is_bookkeeping(p.name) for p in run_dir.iterdir()):
+        raise UsageError(
+            f"{run_dir} exists and is not a search run of this tool (no run.json or "
+            "oracle.json); choose another --project-name/--directory (--overwrite never "
+            "deletes a folder this tool did not make)"
+        )
 
 
 def prepare_search_dir(run_dir: Path, definition: dict, overwrite: bool) -> str:
-    """Make run_dir ready for a search: "new", "resume" (same definition) or "overwritten"."""
-    if not (run_dir.exists() and any(run_dir.iterdir())):
+    """Make run_dir ready for a search: "new", "resume" (same definition) or "overwritten".
+
+    The caller holds the run directory's lock (``tuning.lock``), which the overwrite keeps.
+    """
+    refuse_unusable_search_dir(run_dir)
+    if not is_search_run(run_dir):  # missing, or nothing in it but our bookkeeping
         check_writable(run_dir)
         return "new"
-    run_file = run_dir / RUN_FILE
-    if not run_file.is_file():
-        if not overwrite:
-            raise UsageError(
-                f"{run_dir} exists and is not a search run of this tool; "
-                "choose another --project-name/--directory or pass --overwrite"
-            )
+    recorded = recorded_definition(run_dir)
+    if recorded is None:
+        diffs = ["no run.json with a definition beside KerasTuner's oracle.json"]
     else:
-        diffs = differences(records.read_json(run_file).get("definition", {}), definition)
-        if not diffs:
-            check_writable(run_dir)
-            return "resume"
-        if not overwrite:
-            raise UsageError(
-                f"{run_dir} holds a search with a different definition ("
-                + "; ".join(diffs)
-                + "); use another --project-name, or --overwrite to delete it"
-            )
+        diffs = differences(recorded, definition)
+    if not diffs:
+        check_writable(run_dir)
+        return "resume"
+    if not overwrite:
+        raise UsageError(
+            f"{run_dir} holds a search with a different definition ("
+            + "; ".join(diffs)
+            + "); use another --project-name, or --overwrite to delete it"
+        )
     n_trials = len(list(run_dir.glob("trial_*")))
     final = ", final/" if (run_dir / "final").exists() else ""
-    delete_for_overwrite(run_dir, f"{n_trials} trial folders{final}")
+    delete_for_overwrite(
+        run_dir,
+        f"{n_trials} trial folders{final}",
+        run_dir.parent,
+        is_search_run,
+        keep=(LOCK_NAME,),
+    )
     check_writable(run_dir)
     return "overwritten"
 
@@ -115,29 +229,35 @@ class StagedFolder:
     """``<name>.partial/`` while a result is assembled, renamed to ``<name>/`` at the end.
 
     An interrupted step never leaves a half-written ``<name>/``; a stale ``.partial`` from
-    an earlier interruption is cleared when the next one starts.
+    an earlier interruption is cleared when the next one starts. Both deletions go
+    through :func:`delete_for_overwrite`: ``<name>/`` must hold one of ``markers``.
     """
 
-    def __init__(self, final: Path, overwrite: bool) -> None:
+    def __init__(self, final: Path, overwrite: bool, markers=FINAL_MARKERS) -> None:
         self.final = Path(final)
         self.partial = self.final.with_name(self.final.name + ".partial")
         self.overwrite = overwrite
+        self.inside = self.final.parent
+        self.ours = holds_any(*markers)
 
     def check(self) -> None:
         """Refuse before any work is done if the result exists and may not be replaced."""
-        if self.final.exists() and not self.overwrite:
+        if not (self.final.exists() or self.final.is_symlink()):
+            return
+        if not self.overwrite:
             raise UsageError(f"{self.final} already exists; pass --overwrite to replace it")
+        check_deletable(self.final, "the previous result", self.inside, self.ours)
 
     def start(self) -> Path:
         self.check()
-        if self.partial.exists():
-            shutil.rmtree(self.partial)
+        if self.partial.exists() or self.partial.is_symlink():
+            what = "left by an interrupted run"
+            delete_for_overwrite(self.partial, what, self.inside, only_final_contents, why="stale")
         self.partial.mkdir(parents=True)
         return self.partial
 
     def commit(self) -> Path:
-        if self.final.exists():  # only reachable with --overwrite
-            print(f"--overwrite: replacing {self.final}")
-            shutil.rmtree(self.final)
+        if self.final.exists() or self.final.is_symlink():  # only reachable with --overwrite
+            delete_for_overwrite(self.final, "replaced by the new one", self.inside, self.ours)
         self.partial.rename(self.final)
         return self.final

@@ -4,7 +4,6 @@ learning rate, on the validation split only (the engine: ``tuning.engine``)."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from tuning import cli
@@ -131,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    sys.exit(cli.run_cli(PROG, main))
+    cli.command(PROG, main)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,11 @@ def _trial_row(rows: list[dict], trial: str, run_dir: Path) -> dict:
 def epochs_from_lineage(choice: Choice, factor: float = 1.0) -> tuple[int, str]:
     """``factor`` x the epochs behind the chosen trial's best weights, and how it was derived."""
     if choice.lineage_epochs is None:
+        if choice.provenance.get("source") == "trial":
+            raise ProjectError(
+                f"trial {choice.provenance['trial_id']} has no lineage_epochs in trials.csv "
+                "(edited or damaged?); give --epochs, or rerun the search to rewrite the table"
+            )
         raise UsageError("--epochs is required with --hyperparameters")
     lineage = int(choice.lineage_epochs)
     epochs = max(1, math.ceil(factor * lineage - 1e-9))
@@ -135,7 +140,15 @@ def _pick(given, recorded):
 
 
 def _recorded_data_dir(run: dict) -> str | None:
+    """The data folder the search read, if it is still there (else the usual search)."""
     data = run.get("data", {})
-    if data.get("kind") == "dir" and Path(data["path"]).is_dir():
+    if data.get("kind") != "dir":
+        return None
+    if Path(data["path"]).is_dir():
         return data["path"]
+    print(
+        f"note: the search read its data from {data['path']}, which is gone; looking in the "
+        "usual places instead (--data-dir, $FASHION_MNIST_DIR, Debian's package, Keras)",
+        flush=True,
+    )
     return None

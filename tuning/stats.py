@@ -92,6 +92,28 @@ def verdict(blocks: int, result: PairedResult, metric: str = "validation accurac
     )
 
 
+def mean_interval(values: list[float], confidence: float = 0.95) -> float | None:
+    """Half-width of the t confidence interval of the mean (None below two values)."""
+    from scipy import stats
+
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2:
+        return None
+    sd = float(np.std(finite, ddof=1))
+    return (
+        float(stats.t.ppf(0.5 + confidence / 2, df=len(finite) - 1)) * sd / math.sqrt(len(finite))
+    )
+
+
+def _arm_stats(metric: str, values: list[float]) -> dict:
+    summary = summarize(values) if values else None
+    return {
+        f"{metric}_mean": summary.mean if summary else None,
+        f"{metric}_sd": summary.sd if summary else None,
+        f"{metric}_ci95": mean_interval(values) if values else None,
+    }
+
+
 def ablation_summary(rows: list[dict]) -> list[dict]:
     """Per depth: each arm's mean/sd, the paired difference (skip - plain) and a verdict."""
     by_depth: dict[int, dict[bool, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
@@ -104,11 +126,12 @@ def ablation_summary(rows: list[dict]) -> list[dict]:
         entry = {"blocks": blocks, "seeds": seeds}
         for skip, name in ((True, "skip"), (False, "plain")):
             runs = [arms[skip][s] for s in seeds]
-            acc = summarize([r["val_accuracy"] for r in runs]) if runs else None
             entry[name] = {
                 "n": len(runs),
-                "val_accuracy_mean": acc.mean if acc else None,
-                "val_accuracy_sd": acc.sd if acc else None,
+                **_arm_stats("val_accuracy", [r["val_accuracy"] for r in runs]),
+                # Degradation shows here: a deep plain network that fits its training set
+                # worse, not one that overfits.
+                **_arm_stats("train_loss", [r["train_loss"] for r in runs]),
                 "params": runs[0]["params"] if runs else None,
                 "seconds_mean": float(np.mean([r["seconds"] for r in runs])) if runs else None,
                 "diverged": sum(r["status"] != "ok" for r in runs),

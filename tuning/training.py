@@ -7,6 +7,7 @@ reshuffled each epoch from the global seed, and logs to TensorBoard when given a
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hypermodels.recipe import Recipe
+from tuning.config import Schedule
 from tuning.data import CLASS_NAMES, NUM_CLASSES
 
 
@@ -75,6 +77,18 @@ def train_from_scratch(
     ).history
     seconds = time.perf_counter() - t0
     return Trained(model, {k: [float(v) for v in vals] for k, vals in history.items()}, seconds)
+
+
+def learning_rate(schedule: Schedule, searched: float, n_images: int, batch_size: int,
+                  epochs: int):  # fmt: skip
+    """The schedule as ``fit`` takes it: a number, or Keras' warm-up + cosine decay."""
+    peak = schedule.peak(searched)[0]
+    if schedule.kind != "cosine":
+        return peak
+    from hypermodels.optim import warmup_cosine
+
+    steps_per_epoch = math.ceil(n_images / batch_size)
+    return warmup_cosine(peak, steps_per_epoch * epochs, steps_per_epoch * schedule.warmup_epochs)
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:

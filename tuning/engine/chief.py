@@ -15,6 +15,9 @@ workers write trial folders and TensorBoard logs there, the chief its state and 
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -121,12 +124,19 @@ class Chief:
 
         import grpc
 
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        # gRPC sets SO_REUSEPORT by default: a second chief could then bind the port another
+        # chief serves and the two would split the workers' calls between two oracles.
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)]
+        )
         protos().get_service_grpc().add_OracleServicer_to_server(servicer(self), server)
         try:
-            bound = server.add_insecure_port(self.cluster.address)
+            with HeldStderr() as held:
+                bound = server.add_insecure_port(self.cluster.address)
         except RuntimeError:
             bound = 0
+        if bound:
+            held.replay()  # it listens: whatever gRPC said meanwhile is worth seeing
         if not bound:
             raise ProjectError(
                 f"chief: cannot listen on {self.cluster.address} (port in use, or not an "
@@ -134,6 +144,33 @@ class Chief:
             )
         server.start()
         return server
+
+
+class HeldStderr:
+    """Hold what C++ code writes to file descriptor 2 meanwhile, past Python's sys.stderr
+    (gRPC logs two lines there when a bind fails, which our one line replaces);
+    :meth:`replay` writes it out after all.
+    """
+
+    def __enter__(self) -> HeldStderr:
+        sys.stderr.flush()
+        self.sink = tempfile.TemporaryFile()
+        self.saved = os.dup(2)
+        os.dup2(self.sink.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        with self.sink:
+            self.sink.seek(0)
+            self.text = self.sink.read().decode("utf-8", errors="replace")
+
+    def replay(self) -> None:
+        if self.text:
+            sys.stderr.write(self.text)
+            sys.stderr.flush()
 
 
 def servicer(chief: Chief):

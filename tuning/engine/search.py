@@ -6,6 +6,7 @@ search reads only the training files; the test set is left to the finalizer.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 
@@ -26,9 +27,17 @@ from tuning.engine.worker import (
 )
 from tuning.errors import ProjectError, UsageError
 from tuning.insight_plots import console_lines
+from tuning.lock import RunLock
+from tuning.memory import check_fits
 from tuning.plan import Plan, hyperband_plan
 from tuning.precision import PrecisionChoice, choose
-from tuning.rundir import RUN_FILE, prepare_search_dir, provenance, read_run
+from tuning.rundir import (
+    RUN_FILE,
+    prepare_search_dir,
+    provenance,
+    read_run,
+    refuse_unusable_search_dir,
+)
 
 
 def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dict]:
@@ -40,35 +49,38 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
     cluster = cluster or Cluster()
     if cluster.role == "worker" and config.overwrite:
         raise UsageError("--overwrite is for the chief (or a single search), not a worker")
-    precision = choose_precision(config, cluster)
-    policy = precision.policy
-    splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
-    definition = config.definition(splits.source.sha256, policy)
-    status = claim_run_dir(config, cluster, definition)
-    x_train, y_train = trial_training_set(splits, config.trial_images, config.seed)
-    plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
-    sizes = {**splits.sizes(), "trial_train": int(len(y_train))}
-    announce(config, cluster, splits, sizes, status, precision, plan)
-    if status in ("new", "overwritten"):
-        write_run_file(config, definition, splits, sizes, plan, precision)
-    tuner = build_tuner(config, cluster, status, splits, policy, plan)
-    if cluster.role == "single":
-        print_estimate(config.space, config.batch_size, policy, plan, sizes)
-    fit_args = trial_fit_args(config, splits)
-    if cluster.role == "worker":
-        return run_worker(tuner, cluster, x_train, y_train, fit_args)
-    finished_before = tuner.finished_trials()
-    if finished_before:
-        print(f"resuming: {finished_before} trials already finished", flush=True)
-    t0 = time.perf_counter()
-    rows = run_trials(tuner, cluster, plan, x_train, y_train, fit_args)
-    elapsed = time.perf_counter() - t0
-    if tuner.finished_trials() == finished_before and status == "resume":
-        print(f"search in {config.run_dir} is already complete; nothing to run.")
-    else:
-        print(f"search finished in {elapsed / 60:.1f} min")
-    print_summary(config, rows)
-    return rows
+    with contextlib.ExitStack() as held:  # the run directory's lock, until the end
+        precision = choose_precision(config, cluster)
+        policy = precision.policy
+        splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
+        definition = config.definition(splits.source.sha256, policy)
+        strategy = make_strategy(config.strategy, config.cpu_replicas)  # before TF places anything
+        hypermodel = preflight(config, splits, policy)  # a refused search leaves nothing behind
+        status = claim_run_dir(config, cluster, definition, held)
+        x_train, y_train = trial_training_set(splits, config.trial_images, config.seed)
+        plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
+        sizes = {**splits.sizes(), "trial_train": int(len(y_train))}
+        announce(config, cluster, splits, sizes, status, precision, plan)
+        if status in ("new", "overwritten"):
+            write_run_file(config, definition, splits, sizes, plan, precision)
+        tuner = build_tuner(config, cluster, status, hypermodel, strategy, plan)
+        if cluster.role == "single":
+            print_estimate(config.space, config.batch_size, policy, plan, sizes)
+        fit_args = trial_fit_args(config, splits)
+        if cluster.role == "worker":
+            return run_worker(tuner, cluster, x_train, y_train, fit_args)
+        finished_before = tuner.finished_trials()
+        if finished_before:
+            print(f"resuming: {finished_before} trials already finished", flush=True)
+        t0 = time.perf_counter()
+        rows = run_trials(tuner, cluster, plan, x_train, y_train, fit_args)
+        elapsed = time.perf_counter() - t0
+        if tuner.finished_trials() == finished_before and status == "resume":
+            print(f"search in {config.run_dir} is already complete; nothing to run.")
+        else:
+            print(f"search finished in {elapsed / 60:.1f} min")
+        print_summary(config, rows)
+        return rows
 
 
 def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
@@ -91,11 +103,18 @@ def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
     return choose(config.precision)
 
 
-def claim_run_dir(config: SearchConfig, cluster: Cluster, definition: dict) -> str:
-    """A worker checks the chief's definition; anyone else prepares the run directory."""
+def claim_run_dir(config: SearchConfig, cluster: Cluster, definition: dict, held) -> str:
+    """A worker checks the chief's definition; anyone else locks and prepares the run dir.
+
+    One process per run directory (``tuning.lock``): the lock, entered into ``held`` for
+    the rest of the search, is taken before anything in the directory is written or
+    deleted. Workers take none: they write trial folders for the chief that holds it.
+    """
     if cluster.role == "worker":
         check_worker_definition(config.run_dir, definition, cluster)
         return "worker"
+    refuse_unusable_search_dir(config.run_dir)  # no lock file in a folder we may not use
+    held.enter_context(RunLock(config.run_dir, what=f"search ({cluster.role})"))
     return prepare_search_dir(config.run_dir, definition, config.overwrite)
 
 
@@ -145,9 +164,23 @@ def write_run_file(config: SearchConfig, definition, splits, sizes, plan, precis
     )
 
 
-def build_tuner(config: SearchConfig, cluster: Cluster, status: str, splits, policy, plan):
-    """TensorFlow set up for this process, the build check passed, the tuner ready."""
+def preflight(config: SearchConfig, splits, policy: str):
+    """The hypermodel, once the largest network of the space fits in memory and builds."""
     from hypermodels.resnet import ResNetHyperModel
+
+    largest = config.space.largest()
+    warning = check_fits(largest["blocks"], largest["filters"], config.batch_size,
+                         "the largest network of the space")  # fmt: skip
+    if warning:
+        print(warning, flush=True)
+    hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy)
+    params = build_check(hypermodel, config.space)
+    print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
+    return hypermodel
+
+
+def build_tuner(config: SearchConfig, cluster: Cluster, status: str, hypermodel, strategy, plan):
+    """TensorFlow set up for this process and the tuner ready."""
     from tuning.engine.tuner import ResNetHyperband
     from tuning.resume import repair_run
 
@@ -160,10 +193,6 @@ def build_tuner(config: SearchConfig, cluster: Cluster, status: str, splits, pol
     apply_cluster(cluster)  # KerasTuner reads its variables when the tuner is built
     if cluster.role == "worker":
         set_client_timeout(cluster.chief_timeout)
-    strategy = make_strategy(config.strategy, config.cpu_replicas)
-    hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy)
-    params = build_check(hypermodel, config.space)
-    print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
     if cluster.role != "worker":
         write_hparams_config(config.run_dir / "tensorboard", config.space)
     return ResNetHyperband(

@@ -31,9 +31,11 @@ from tuning.engine.oracle import AtomicHyperbandOracle, count_finished
 from tuning.engine.progress import Progress, trial_plan
 from tuning.engine.results import last_line, trial_rows, write_results
 from tuning.engine.worker import ChiefLost, Heartbeat, is_rpc_error, polite_client
+from tuning.errors import EnvironmentFailure, environment_failure
 from tuning.kt_internals import FINISHED, SaveBestEpoch, TrialStatus
 from tuning.resume import (
     CHECKPOINT,
+    PRUNED,
     GracefulStop,
     ResumeCheckpoint,
     SearchInterrupted,
@@ -62,6 +64,11 @@ def frozen_startup_objects():
         yield
     finally:
         gc.unfreeze()
+
+
+class MachineFailure(EnvironmentFailure, keras_tuner.errors.FatalError):
+    """Disk full, read-only, no permission during a trial: KerasTuner must not record the
+    trial as failed (it stays running and resumes); the search stops with one line."""
 
 
 class ResNetHyperband(keras_tuner.Hyperband):
@@ -214,6 +221,9 @@ class ResNetHyperband(keras_tuner.Hyperband):
         except Exception as exc:
             if is_rpc_error(exc):  # not the trial's fault: keep it running on the chief
                 raise ChiefLost(str(exc)) from exc
+            what = environment_failure(exc)
+            if what is not None:  # not the trial's fault either: stop, it resumes later
+                raise MachineFailure(what, exc) from exc
             raise
 
     def on_trial_end(self, trial):
@@ -271,6 +281,8 @@ class ResNetHyperband(keras_tuner.Hyperband):
             if trial.status in FINISHED and trial_id not in needed:
                 path = Path(self.get_trial_dir(trial_id)) / CHECKPOINT
                 if path.exists():
+                    # The marker first: a rerun must not take the gap for damage.
+                    records.atomic_write_text(path.with_name(PRUNED), "pruned\n")
                     path.unlink()
                     pruned.append(trial_id)
         return pruned

@@ -32,7 +32,7 @@ from tuning.selection import (
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.training import learning_rate, train_from_scratch
+from tuning.training import retrain
 
 
 def run_ablation(config: AblationConfig) -> list[dict]:
@@ -157,22 +157,17 @@ def write_meta(out: Path, definition, choice: Choice, depths, seeds: int, splits
 def train_one(splits: Splits, hp: dict, seed: int, settings: TrainingSettings, epochs: int,
               config: AblationConfig, logdir: Path) -> tuple[dict, dict]:  # fmt: skip
     """Train one network from scratch; return its runs.csv row and its per-epoch history."""
-    rate = learning_rate(
-        config.lr_schedule, hp["learning_rate"], len(splits.y_train), settings.batch_size, epochs
-    )
     # The same seed for both arms: same initial weights (the add has none) and shuffling.
-    trained = train_from_scratch(
+    trained = retrain(
         hp,
-        settings.recipe,
+        settings,
+        config.lr_schedule,
         (splits.x_train, splits.y_train),
         epochs=epochs,
-        batch_size=settings.batch_size,
-        precision=settings.precision,
+        seed=seed * 1000 + hp["blocks"],
         mean=splits.mean,
         variance=splits.variance,
         validation=(splits.x_valid, splits.y_valid),
-        learning_rate=rate,
-        seed=seed * 1000 + hp["blocks"],
         logdir=logdir,
         verbose=config.verbose,
     )

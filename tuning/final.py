@@ -31,7 +31,7 @@ from tuning.selection import (
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.training import Trained, evaluate, learning_rate, train_from_scratch
+from tuning.training import Trained, evaluate, retrain
 
 
 @dataclass
@@ -161,22 +161,16 @@ def load_fit_data(settings: TrainingSettings, train_on: str) -> FitData:
 
 def train_final(config, choice: Choice, settings, data: FitData, epochs, folder) -> Trained:
     """The one long training, under the finalizer's schedule."""
-    rate = learning_rate(
-        config.lr_schedule, choice.hyperparameters["learning_rate"], len(data.y),
-        settings.batch_size, epochs,
-    )  # fmt: skip
-    return train_from_scratch(
+    return retrain(
         choice.hyperparameters,
-        settings.recipe,
+        settings,
+        config.lr_schedule,
         (data.x, data.y),
         epochs=epochs,
-        batch_size=settings.batch_size,
-        precision=settings.precision,
+        seed=settings.seed,
         mean=data.mean,
         variance=data.variance,
         validation=data.validation,
-        learning_rate=rate,
-        seed=settings.seed,
         logdir=folder / "tensorboard",
         verbose=config.verbose,
     )

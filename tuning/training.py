@@ -17,6 +17,7 @@ import numpy as np
 from hypermodels.recipe import Recipe
 from tuning.config import Schedule
 from tuning.data import CLASS_NAMES, NUM_CLASSES
+from tuning.selection import TrainingSettings
 
 
 @dataclass
@@ -89,6 +90,40 @@ def learning_rate(schedule: Schedule, searched: float, n_images: int, batch_size
 
     steps_per_epoch = math.ceil(n_images / batch_size)
     return warmup_cosine(peak, steps_per_epoch * epochs, steps_per_epoch * schedule.warmup_epochs)
+
+
+def retrain(
+    hp: dict,
+    settings: TrainingSettings,
+    schedule: Schedule,
+    data: tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    seed: int,
+    mean: np.ndarray | None,
+    variance: np.ndarray | None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    logdir: Path | None = None,
+    verbose: int = 0,
+) -> Trained:
+    """A configuration retrained from scratch with a run's settings, under ``schedule``
+    (what the finalizer, the ablation and the search's confirmation share)."""
+    rate = learning_rate(schedule, hp["learning_rate"], len(data[1]), settings.batch_size, epochs)
+    return train_from_scratch(
+        hp,
+        settings.recipe,
+        data,
+        epochs=epochs,
+        batch_size=settings.batch_size,
+        precision=settings.precision,
+        mean=mean,
+        variance=variance,
+        validation=validation,
+        learning_rate=rate,
+        seed=seed,
+        logdir=logdir,
+        verbose=verbose,
+    )
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 1000) -> dict:

@@ -121,7 +121,8 @@ def _tiny_config(tmp_path, data_dir, name, **kw) -> SearchConfig:
 
     space = SearchSpace(blocks_min=1, blocks_max=1, filters=(8,), lr_min=1e-2, lr_max=1e-1)
     base = dict(space=space, data_dir=str(data_dir), directory=str(tmp_path), project_name=name)
-    base.update(max_epochs=1, hyperband_iterations=4, batch_size=64, subset=200, verbose=0)
+    base.update(max_epochs=1, hyperband_iterations=4, batch_size=64, subset=200, verbose=0,
+                confirm_top=0)  # these tests are about the trials  # fmt: skip
     return SearchConfig(**{**base, **kw})
 
 

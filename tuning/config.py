@@ -47,6 +47,10 @@ DEFAULT_MAX_LR = 0.1
 DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")
 TRAIN_ON = ("train+valid", "train")
 DEFAULT_ABLATION_SEEDS = 5
+# The search's confirmation stage (tuning.engine.confirm): the top K distinct configurations
+# of Hyperband, retrained from scratch with S seeds each; K = 0 turns it off.
+DEFAULT_CONFIRM_TOP = 3
+DEFAULT_CONFIRM_SEEDS = 2
 # Distributed search (tuning.engine): this process's part, and how a trial trains.
 ROLES = ("single", "chief", "worker")
 STRATEGIES = ("none", "mirrored")
@@ -101,9 +105,15 @@ class SearchConfig:
     cpu_replicas: int | None = None
     overwrite: bool = False
     verbose: int = 2
+    # How much confirmation evidence to gather after the trials, not what the search is:
+    # kept out of definition(), so a finished run can be given more (or fewer) of them.
+    confirm_top: int = DEFAULT_CONFIRM_TOP
+    confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
 
     def __post_init__(self) -> None:
         _at_least("--max-epochs", self.max_epochs, 1)
+        _at_least("--confirm-top", self.confirm_top, 0)
+        _at_least("--confirm-seeds", self.confirm_seeds, 1)
         _at_least("--factor", self.factor, 2)
         _at_least("--hyperband-iterations", self.hyperband_iterations, 1)
         check_training_args(self.batch_size, self.seed)

@@ -280,3 +280,53 @@ def read_ablation_history(path: Path) -> dict:
 def write_ablation_runs(out: Path, rows: list[dict]) -> None:
     ordered = sorted(rows, key=lambda r: (r["blocks"], r["seed"], not r["skip"]))
     write_csv(Path(out) / "runs.csv", ABLATION_FIELD_TYPES, ordered)
+
+
+# -- the search's confirmation stage (tuning.engine.confirm) ------------------------------
+CONFIRM_FILE = "confirm.csv"
+# confirm.csv columns, in order, with the type each cell is read back as. A training is
+# identified by its configuration and seed_index; rank is Hyperband's when it was trained,
+# seed the one it was trained with (derived from the run's seed, the rank and seed_index).
+CONFIRM_FIELD_TYPES: dict[str, type] = {
+    "rank": int,
+    "trial_id": str,
+    "blocks": int,
+    "filters": int,
+    "skip": bool,
+    "learning_rate": float,
+    "seed_index": int,
+    "seed": int,
+    "epochs": int,
+    "val_accuracy": float,
+    "val_loss": float,
+    "seconds": float,
+    "status": str,
+}
+CONFIRM_STATUSES = ABLATION_STATUSES  # "ok", or "diverged" (a non-finite loss)
+
+
+def read_confirm_runs(run_dir: Path) -> list[dict]:
+    """confirm.csv of a search run ([] before its first confirmation training)."""
+    path = Path(run_dir) / CONFIRM_FILE
+    if not path.is_file():
+        return []
+    try:
+        rows = read_csv(path, CONFIRM_FIELD_TYPES)
+        _check_statuses(rows, CONFIRM_STATUSES)
+        for row in rows:
+            missing = [k for k in CONFIRM_FIELD_TYPES if k not in ("val_accuracy", "val_loss")
+                       and row[k] is None]  # fmt: skip
+            if missing:
+                raise ValueError(f"empty cell(s) {', '.join(missing)}")
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ProjectError(f"{path} is unreadable ({exc})") from None
+    for row in rows:  # a diverged training's non-finite metrics were written as empty cells
+        for k in ("val_accuracy", "val_loss"):
+            if row[k] is None:
+                row[k] = math.nan
+    return rows
+
+
+def write_confirm_runs(run_dir: Path, rows: list[dict]) -> None:
+    ordered = sorted(rows, key=lambda r: (r["rank"], r["seed_index"]))
+    write_csv(Path(run_dir) / CONFIRM_FILE, CONFIRM_FIELD_TYPES, ordered)

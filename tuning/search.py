@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from tuning import cli
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CONFIRM_SEEDS,
+    DEFAULT_CONFIRM_TOP,
     DEFAULT_DIRECTORY,
     DEFAULT_FACTOR,
     DEFAULT_MAX_EPOCHS,
@@ -78,6 +80,21 @@ def build_parser() -> cli.ArgumentParser:
         help="each trial trains on N stratified images of the training split (validation: "
         "all of it; finalize: everything); 'all' for the whole split (%(default)s)",
     )
+    p.add_argument(
+        "--confirm-top",
+        type=int,
+        default=DEFAULT_CONFIRM_TOP,
+        metavar="K",
+        help="after the trials, retrain the K best distinct configurations from scratch and "
+        "let the finalizer take the confirmed winner (%(default)s; 0: off)",
+    )
+    p.add_argument(
+        "--confirm-seeds",
+        type=int,
+        default=DEFAULT_CONFIRM_SEEDS,
+        metavar="S",
+        help="seeds per confirmed configuration (%(default)s)",
+    )
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras fit verbosity")
     cli.add_cluster_args(p)
     return p
@@ -113,6 +130,8 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         cpu_replicas=args.cpu_replicas,
         overwrite=args.overwrite,
         verbose=args.verbose,
+        confirm_top=args.confirm_top,
+        confirm_seeds=args.confirm_seeds,
     )
 
 

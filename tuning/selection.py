@@ -47,7 +47,8 @@ def validate_hyperparameters(hp: dict, where: str) -> dict:
 
 
 def choose_configuration(run_dir: Path, trial: str | None, hyperparameters: dict | None) -> Choice:
-    """The explicit hyperparameters, the trial ``trial`` or the run's best trial."""
+    """The explicit hyperparameters, the trial ``trial`` or the run's best trial: the
+    search's confirmed winner where it has one, else Hyperband's best score."""
     if hyperparameters is not None:
         if trial is not None:
             raise UsageError("give either --trial or --hyperparameters, not both")
@@ -56,19 +57,52 @@ def choose_configuration(run_dir: Path, trial: str | None, hyperparameters: dict
     if not run_dir.is_dir():
         raise ProjectError(f"run directory {run_dir} does not exist (run tuning.search first)")
     rows = records.read_trials_csv(run_dir / "trials.csv")
-    row = _trial_row(rows, trial, run_dir) if trial is not None else records.best_row(rows)
+    confirmed = _confirmed_winner(run_dir, rows) if trial is None else None
+    if trial is not None:
+        row = _trial_row(rows, trial, run_dir)
+    else:
+        row = confirmed[0] if confirmed else records.best_row(rows)
     if row is None:
         raise ProjectError(f"{run_dir} has no successfully completed trial to finalize")
     hp = validate_hyperparameters(records.hyperparameters_of(row), f"trial {row['trial_id']}")
-    return Choice(
-        hp,
-        {
-            "source": "trial",
-            "trial_id": row["trial_id"],
-            "val_accuracy": row["val_accuracy"],
-            "lineage_epochs": row["lineage_epochs"],
-        },
-    )
+    provenance = {
+        "source": "trial",
+        "trial_id": row["trial_id"],
+        "val_accuracy": row["val_accuracy"],
+        "lineage_epochs": row["lineage_epochs"],
+    }
+    if confirmed:
+        provenance["confirmation"] = confirmed[1]
+    return Choice(hp, provenance)
+
+
+def _confirmed_winner(run_dir: Path, rows: list[dict]) -> tuple[dict, dict] | None:
+    """The search's confirmed winner (best.json's ``confirmation``): its trials.csv row and
+    its evidence in brief; None for a run without one (``--confirm-top 0``, older runs).
+
+    The search retrained its top configurations from scratch, so its confirmed winner
+    rather than Hyperband's single best score is what a retraining takes by default.
+    """
+    path = run_dir / "best.json"
+    best = records.read_json(path) if path.is_file() else {}
+    if not isinstance(best, dict) or not isinstance(best.get("confirmation"), dict):
+        return None
+    winner = best["confirmation"].get("winner")
+    row = next((r for r in rows if r["trial_id"] == best.get("trial_id")), None)
+    if (
+        row is None
+        or row["status"] != "COMPLETED"
+        or not isinstance(winner, dict)
+        or winner.get("trial_id") != row["trial_id"]
+        or records.hyperparameters_of(row) != best.get("hyperparameters")
+    ):
+        raise ProjectError(
+            f"{path} names a confirmed winner that trials.csv does not hold as a completed "
+            "trial with its hyperparameters (edited or damaged?); rerun the search to "
+            "rewrite it, or pick one with --trial"
+        )
+    brief = {k: winner.get(k) for k in ("mean", "sd", "scores", "seeds")}
+    return row, {**brief, "distinguishable": best["confirmation"].get("distinguishable")}
 
 
 def _trial_row(rows: list[dict], trial: str, run_dir: Path) -> dict:

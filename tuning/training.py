@@ -104,6 +104,7 @@ def retrain(
     variance: np.ndarray | None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     logdir: Path | None = None,
+    callbacks: list | None = None,
     verbose: int = 0,
 ) -> Trained:
     """A configuration retrained from scratch with a run's settings, under ``schedule``
@@ -122,6 +123,7 @@ def retrain(
         learning_rate=rate,
         seed=seed,
         logdir=logdir,
+        callbacks=callbacks,
         verbose=verbose,
     )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tuning import records
 from tuning.engine.callbacks import read_history
+from tuning.errors import ProjectError
 from tuning.kt_internals import TrialStatus
 
 
@@ -78,24 +79,76 @@ def _row(trial_id: str, trial, history: dict, run_dir: Path) -> dict:
 
 
 def write_results(run_dir: Path, rows: list[dict]) -> list[dict]:
-    """trials.csv and (once a trial completed) best.json; returns the rows."""
+    """trials.csv and (once a trial completed) best.json; returns the rows.
+
+    best.json keeps the confirmation it holds (``tuning.engine.confirm``): the trials'
+    tables are rewritten on every rerun, and a kill before the confirmation stage
+    rewrites it must not leave the finalizer on Hyperband's draw for a while.
+    """
     records.write_trials_csv(run_dir / "trials.csv", rows)
-    best = records.best_row(rows)
-    if best is not None:
-        records.atomic_write_json(
-            run_dir / "best.json",
-            {
-                "trial_id": best["trial_id"],
-                "hyperparameters": records.hyperparameters_of(best),
-                "val_accuracy": best["val_accuracy"],
-                "val_loss": best.get("val_loss"),
-                "best_epoch": best["best_epoch"],
-                "lineage_epochs": best["lineage_epochs"],
-                "trials_completed": sum(r["status"] == "COMPLETED" for r in rows),
-                "trials_failed": sum(r["status"] in ("FAILED", "INVALID") for r in rows),
-            },
-        )
+    write_best(run_dir, rows, recorded_confirmation(run_dir))
     return rows
+
+
+def recorded_confirmation(run_dir: Path) -> dict | None:
+    """best.json's ``confirmation``, if it has a readable one (the stage rewrites it)."""
+    path = run_dir / "best.json"
+    if not path.is_file():
+        return None
+    try:
+        best = records.read_json(path)
+    except ProjectError:
+        return None  # a damaged best.json is rewritten from the trials below
+    confirmation = best.get("confirmation") if isinstance(best, dict) else None
+    return confirmation if isinstance(confirmation, dict) else None
+
+
+def best_record(rows: list[dict], confirmation: dict | None = None) -> dict | None:
+    """best.json's content: Hyperband's best trial, or the confirmed winner with its evidence.
+
+    The confirmed winner is named only while trials.csv still holds its trial, completed
+    and with the same hyperparameters; otherwise best.json falls back to Hyperband's best.
+    """
+    best = records.best_row(rows)
+    if best is None:
+        return None
+    winner = _confirmed_row(rows, confirmation)
+    record = {
+        "trial_id": (winner or best)["trial_id"],
+        "hyperparameters": records.hyperparameters_of(winner or best),
+        "val_accuracy": (winner or best)["val_accuracy"],
+        "val_loss": (winner or best).get("val_loss"),
+        "best_epoch": (winner or best)["best_epoch"],
+        "lineage_epochs": (winner or best)["lineage_epochs"],
+        "trials_completed": sum(r["status"] == "COMPLETED" for r in rows),
+        "trials_failed": sum(r["status"] in ("FAILED", "INVALID") for r in rows),
+    }
+    if winner is not None:
+        record["hyperband_best_trial_id"] = best["trial_id"]
+        record["confirmation"] = confirmation
+    return record
+
+
+def _confirmed_row(rows: list[dict], confirmation: dict | None) -> dict | None:
+    winner = (confirmation or {}).get("winner")
+    if not isinstance(winner, dict):
+        return None
+    row = next((r for r in rows if r["trial_id"] == winner.get("trial_id")), None)
+    if (
+        row is None
+        or row["status"] != "COMPLETED"
+        or row.get("val_accuracy") is None
+        or records.hyperparameters_of(row) != winner.get("hyperparameters")
+    ):
+        return None
+    return row
+
+
+def write_best(run_dir: Path, rows: list[dict], confirmation: dict | None) -> None:
+    """best.json as :func:`best_record` makes it (nothing before a trial completed)."""
+    record = best_record(rows, confirmation)
+    if record is not None:
+        records.atomic_write_json(run_dir / "best.json", record)
 
 
 def summary_table(rows: list[dict], top: int = 5) -> str:

@@ -15,6 +15,7 @@ from tuning import records
 from tuning.config import VALID_FRACTION, Cluster, SearchConfig
 from tuning.cost import calibrate, estimate_seconds, format_duration
 from tuning.data import Splits, load_splits, stratified_take
+from tuning.engine.confirm import TrainingData, run_confirmation
 from tuning.engine.hparams import write_hparams_config
 from tuning.engine.results import summary_table
 from tuning.engine.role import apply_cluster
@@ -80,6 +81,8 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         else:
             print(f"search finished in {elapsed / 60:.1f} min")
         print_summary(config, rows)
+        confirm(config, rows, splits, (x_train, y_train), policy)
+        print_next(config, rows)
         return rows
 
 
@@ -302,5 +305,18 @@ def print_summary(config: SearchConfig, rows: list[dict]) -> None:
             f"disk: {disk:.1f} MB in trial folders and logs ({disk / len(rows):.1f} MB per trial)"
         )
     print(f"results: {config.run_dir / 'trials.csv'}, {config.run_dir / 'best.json'}")
+
+
+def confirm(config: SearchConfig, rows: list[dict], splits: Splits, train, policy: str) -> None:
+    """The last stage: retrain the top configurations from scratch (``engine.confirm``).
+
+    Only the single process or the chief gets here (workers returned); with
+    ``--confirm-top 0`` it only writes best.json, naming Hyperband's best as before.
+    """
+    data = TrainingData(*train, splits.x_valid, splits.y_valid, splits.mean, splits.variance)
+    run_confirmation(config, rows, data, policy)
+
+
+def print_next(config: SearchConfig, rows: list[dict]) -> None:
     if records.best_row(rows) is not None:
         print(f"next: {finalize_command(config.run_dir, config.data_dir)}")

@@ -1,0 +1,290 @@
+"""The search's confirmation stage: the top configurations retrained from scratch over seeds.
+
+One small real-data search is killed during its confirmation and resumed; reruns then show
+that only what is missing is trained. The finalizer's choice is checked on hand-made files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SEARCH_ARGS, run_module
+
+from tuning import records
+from tuning.config import SearchConfig
+from tuning.engine.confirm import (
+    Candidate,
+    config_key,
+    confirm_seed,
+    ranked_candidates,
+    summarize_confirmation,
+)
+from tuning.engine.results import best_record, write_best, write_results
+from tuning.errors import ProjectError, UsageError
+from tuning.selection import choose_configuration, epochs_from_lineage
+
+CONFIRM = ["--confirm-top", "2", "--confirm-seeds", "2"]
+
+
+def _key(row: dict) -> tuple:
+    return config_key(row), row["seed_index"]
+
+
+def _popen_search(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "tuning.search", *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _confirm_rows(run_dir: Path) -> list[dict]:
+    try:
+        return records.read_confirm_runs(run_dir)
+    except ProjectError:
+        return []
+
+
+@pytest.fixture(scope="module")
+def resumed(data_dir, tmp_path_factory):
+    """A search killed (SIGKILL) after 1..3 of its 4 confirmation trainings, then rerun."""
+    directory = tmp_path_factory.mktemp("confirm")
+    args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "c"]
+    run_dir = directory / "c"
+    proc = _popen_search([*args, *SEARCH_ARGS, *CONFIRM])
+    deadline = time.monotonic() + 300
+    while not _confirm_rows(run_dir):
+        if proc.poll() is not None:
+            pytest.fail(f"search ended before the kill point:\n{proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("kill point not reached in time")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = records.read_confirm_runs(run_dir)
+    assert 1 <= len(before) <= 3, "the kill came too late to interrupt the confirmation"
+    again = run_module("tuning.search", *args, *SEARCH_ARGS, *CONFIRM)
+    assert again.returncode == 0, again.stderr[-3000:]
+    return run_dir, args, before, again
+
+
+def test_a_killed_confirmation_resumes_with_only_the_missing_trainings(resumed):
+    run_dir, _, before, proc = resumed
+    rows = records.read_confirm_runs(run_dir)
+    assert len(rows) == 4 and len({_key(r) for r in rows}) == 4  # none twice
+    assert sorted((r["rank"], r["seed_index"]) for r in rows) == [(1, 0), (1, 1), (2, 0), (2, 1)]
+    for row in before:  # what was saved before the kill is kept, not retrained
+        assert row in rows
+    missing = 4 - len(before)
+    assert f"{missing} of 4 trainings to run" in proc.stdout
+    assert proc.stdout.count("[confirm ") == missing
+    trials = records.read_trials_csv(run_dir / "trials.csv")
+    ranked = ranked_candidates(trials, 2)
+    for row in rows:
+        candidate = ranked[row["rank"] - 1]
+        assert config_key(row) == candidate.key and row["trial_id"] == candidate.trial_id
+        assert row["epochs"] == candidate.epochs == 2 * candidate.lineage_epochs
+        assert row["seed"] == confirm_seed(7, row["seed_index"])
+        assert row["status"] == "ok" and 0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0
+        logdir = run_dir / "tensorboard" / "confirm" / f"{row['rank']}_s{row['seed_index']}"
+        assert list((logdir / "validation").glob("events*"))
+        assert list(logdir.glob("events*"))  # its HParams session, named confirm/<rank>_s<i>
+    assert len({r["seed"] for r in rows}) == 2  # the same two seeds for both configurations
+    assert not list(run_dir.rglob("*.tmp*"))
+
+
+def test_best_json_names_the_confirmed_winner_with_its_evidence(resumed):
+    run_dir, _, _, proc = resumed
+    best = json.loads((run_dir / "best.json").read_text())
+    confirmation = best["confirmation"]
+    winner, runner_up = confirmation["winner"], confirmation["runner_up"]
+    assert confirmation["seeds"] == 2 and len(confirmation["candidates"]) == 2
+    assert best["trial_id"] == winner["trial_id"]
+    assert best["hyperparameters"] == winner["hyperparameters"]
+    assert best["lineage_epochs"] == winner["lineage_epochs"]
+    assert winner["mean"] >= runner_up["mean"] and len(winner["scores"]) == 2
+    assert winner["mean"] == pytest.approx(sum(winner["scores"]) / 2)
+    difference = confirmation["difference"]
+    assert difference["mean_diff"] == pytest.approx(winner["mean"] - runner_up["mean"])
+    assert difference["ci_low"] <= difference["mean_diff"] <= difference["ci_high"]
+    assert "from the runner-up at the 5% level" in proc.stdout
+    assert f"confirmed winner: trial {winner['trial_id']}" in proc.stdout
+    # the finalizer's default choice is the confirmed winner
+    choice = choose_configuration(run_dir, None, None)
+    assert choice.provenance["trial_id"] == winner["trial_id"]
+    assert choice.provenance["confirmation"]["scores"] == winner["scores"]
+
+
+def test_a_finished_search_reruns_nothing(resumed):
+    run_dir, args, _, _ = resumed
+    csv_before = (run_dir / "confirm.csv").read_bytes()
+    best_before = (run_dir / "best.json").read_bytes()
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS, *CONFIRM)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "already complete" in proc.stdout and "0 of 4 trainings to run" in proc.stdout
+    assert "[confirm " not in proc.stdout and "[trial " not in proc.stdout
+    assert (run_dir / "confirm.csv").read_bytes() == csv_before
+    assert (run_dir / "best.json").read_bytes() == best_before
+
+
+def test_more_configurations_add_only_theirs_and_top_0_goes_back(resumed, tmp_path):
+    source, args, _, _ = resumed
+    run_dir = tmp_path / "c"
+    shutil.copytree(source, run_dir)
+    args = [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+    before = records.read_confirm_runs(run_dir)
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS, "--confirm-top", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 of 6 trainings to run" in proc.stdout
+    rows = records.read_confirm_runs(run_dir)
+    assert [r for r in rows if r["rank"] < 3] == before
+    third = ranked_candidates(records.read_trials_csv(run_dir / "trials.csv"), 3)[2]
+    assert sorted(_key(r) for r in rows if r["rank"] == 3) == [(third.key, 0), (third.key, 1)]
+    assert len(json.loads((run_dir / "best.json").read_text())["confirmation"]["candidates"]) == 3
+
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS, "--confirm-top", "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "confirmation" not in proc.stdout
+    best = json.loads((run_dir / "best.json").read_text())
+    trials = records.read_trials_csv(run_dir / "trials.csv")
+    assert "confirmation" not in best and best["trial_id"] == records.best_row(trials)["trial_id"]
+    assert records.read_confirm_runs(run_dir) == rows  # kept, only not used
+
+
+def test_confirm_top_0_is_the_search_as_before(data_dir, tmp_path, capsys):
+    from hypermodels import SearchSpace
+    from tuning.engine import run_search
+
+    space = SearchSpace(blocks_min=1, blocks_max=1, filters=(8,), lr_min=1e-2, lr_max=1e-1)
+    config = SearchConfig(
+        space=space, data_dir=str(data_dir), directory=str(tmp_path), project_name="off",
+        max_epochs=1, hyperband_iterations=2, batch_size=64, subset=200, verbose=0,
+        confirm_top=0,
+    )  # fmt: skip
+    rows = run_search(config)
+    run_dir = tmp_path / "off"
+    assert not (run_dir / "confirm.csv").exists()
+    assert not (run_dir / "tensorboard" / "confirm").exists()
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best == json.loads(json.dumps(best_record(rows)))  # exactly the table's best
+    assert best["trial_id"] == records.best_row(rows)["trial_id"] and "confirmation" not in best
+    assert "confirmation" not in capsys.readouterr().out
+
+
+# -- on hand-made files: the ranking, the summary and the finalizer's choice ---------------
+
+
+def _trial(trial_id: str, val: float, lineage: int, lr: float, **kw) -> dict:
+    row = {k: None for k in records.FIELD_TYPES}
+    row.update(trial_id=trial_id, status="COMPLETED", blocks=1, filters=8, skip=True)
+    row.update(learning_rate=lr, initial_epoch=0, best_epoch=lineage, lineage_epochs=lineage)
+    row.update(val_accuracy=val, val_loss=1.0, **kw)
+    return row
+
+
+def _runs(candidate: Candidate, scores: list[float]) -> list[dict]:
+    return [
+        {"rank": candidate.rank, "trial_id": candidate.trial_id, **candidate.hyperparameters,
+         "seed_index": i, "seed": confirm_seed(0, i), "epochs": candidate.epochs,
+         "val_accuracy": s, "val_loss": 0.5, "seconds": 1.0, "status": "ok"}
+        for i, s in enumerate(scores)
+    ]  # fmt: skip
+
+
+TRIALS = [
+    _trial("0000", 0.80, 1, 0.01),
+    _trial("0001", 0.90, 3, 0.02),
+    _trial("0002", 0.85, 3, 0.03),
+    _trial("0003", 0.90, 2, 0.04),  # ties 0001, fewer lineage epochs: ranked first
+    _trial("0004", 0.90, 3, 0.04, parent_trial_id="0003"),  # 0003's configuration again
+    _trial("0005", 0.95, 1, 0.05, status="FAILED"),
+]
+
+
+def test_candidates_are_distinct_configurations_in_hyperband_order():
+    ranked = ranked_candidates(TRIALS, 5)
+    assert [c.trial_id for c in ranked] == ["0003", "0001", "0002", "0000"]
+    assert [c.rank for c in ranked] == [1, 2, 3, 4]
+    assert [c.epochs for c in ranked] == [4, 6, 6, 2]  # ceil(2 x lineage epochs)
+    assert [c.trial_id for c in ranked_candidates(TRIALS, 2)] == ["0003", "0001"]
+    # every configuration gets the same seeds (paired by seed index), other runs other ones
+    assert confirm_seed(0, 0) != confirm_seed(0, 1) and confirm_seed(0, 1) == confirm_seed(0, 1)
+    assert confirm_seed(1, 0) != confirm_seed(0, 0)
+
+
+def _confirmed_files(tmp_path: Path, scores: dict[str, list[float]]) -> dict:
+    """trials.csv and a best.json whose confirmation is built from ``scores`` per trial."""
+    ranked = ranked_candidates(TRIALS, len(scores))
+    runs = [row for c in ranked for row in _runs(c, scores[c.trial_id])]
+    confirmation = summarize_confirmation(ranked, runs, 3)
+    records.write_trials_csv(tmp_path / "trials.csv", TRIALS)
+    write_best(tmp_path, TRIALS, confirmation)
+    return confirmation
+
+
+def test_the_summary_says_whether_the_winner_is_distinguishable(tmp_path):
+    close = _confirmed_files(tmp_path, {"0003": [0.90, 0.91, 0.89], "0001": [0.91, 0.90, 0.90]})
+    assert close["winner"]["trial_id"] == "0001" and not close["distinguishable"]
+    assert close["verdict"].startswith("the winner is not distinguishable from the runner-up")
+    clear = _confirmed_files(tmp_path, {"0003": [0.90, 0.91, 0.89], "0001": [0.80, 0.81, 0.80]})
+    assert clear["winner"]["trial_id"] == "0003" and clear["distinguishable"]
+    assert clear["verdict"].startswith("the winner is distinguishable from the runner-up")
+    assert clear["difference"]["mean_diff"] == pytest.approx(0.0966667)
+
+
+def test_finalize_takes_the_confirmed_winner_over_hyperbands_best(tmp_path):
+    # Hyperband ranks 0003 first; the confirmation finds 0002 (rank 3) better.
+    scores = {"0003": [0.88, 0.87, 0.88], "0001": [0.86, 0.85, 0.86], "0002": [0.90, 0.91, 0.9]}
+    _confirmed_files(tmp_path, scores)
+    best = json.loads((tmp_path / "best.json").read_text())
+    assert best["trial_id"] == "0002" and best["hyperband_best_trial_id"] == "0003"
+    choice = choose_configuration(tmp_path, None, None)
+    assert choice.provenance["trial_id"] == "0002"
+    assert choice.hyperparameters["learning_rate"] == 0.03
+    assert epochs_from_lineage(choice, 2.0)[0] == 6
+    # --trial and --hyperparameters still override it
+    assert choose_configuration(tmp_path, "0003", None).provenance["trial_id"] == "0003"
+    hp = {"blocks": 2, "filters": 16, "skip": False, "learning_rate": 0.01}
+    assert choose_configuration(tmp_path, None, hp).hyperparameters == hp
+    # the trials' tables, rewritten as a rerun does, keep the confirmation
+    write_results(tmp_path, TRIALS)
+    assert json.loads((tmp_path / "best.json").read_text()) == best
+    # a best.json without one (--confirm-top 0, older runs): Hyperband's best, as before
+    write_best(tmp_path, TRIALS, None)
+    assert choose_configuration(tmp_path, None, None).provenance["trial_id"] == "0003"
+
+
+def test_an_edited_confirmed_winner_is_refused(tmp_path):
+    _confirmed_files(tmp_path, {"0003": [0.8, 0.8, 0.8], "0001": [0.9, 0.9, 0.9]})
+    best = json.loads((tmp_path / "best.json").read_text())
+    best["trial_id"] = "0042"
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    with pytest.raises(ProjectError, match="names a confirmed winner that trials.csv does not"):
+        choose_configuration(tmp_path, None, None)
+    (tmp_path / "confirm.csv").write_text("rank,blocks\n1,2\n")
+    with pytest.raises(ProjectError, match="confirm.csv is unreadable"):
+        records.read_confirm_runs(tmp_path)
+
+
+def test_flags_and_definition():
+    from tuning.search import build_parser, config_from_args
+
+    config = config_from_args(build_parser().parse_args([]))
+    assert (config.confirm_top, config.confirm_seeds) == (3, 2)
+    config = config_from_args(build_parser().parse_args(["--confirm-top", "0"]))
+    assert config.confirm_top == 0
+    other = SearchConfig(confirm_top=5, confirm_seeds=4)
+    assert other.definition({}, "float32") == SearchConfig().definition({}, "float32")
+    with pytest.raises(UsageError, match="--confirm-top must be at least 0"):
+        SearchConfig(confirm_top=-1)
+    with pytest.raises(UsageError, match="--confirm-seeds must be at least 1"):
+        SearchConfig(confirm_seeds=0)

@@ -1,0 +1,352 @@
+"""The search's last stage: confirm Hyperband's winner by retraining the top few from scratch.
+
+Hyperband's winner is one validation score, and a near-tie among the best trials is a draw:
+the default search's top five trials lay within 0.0035 of each other while one score has a
+standard error of about 0.003. So after the trials the ``--confirm-top K`` best distinct
+configurations (completed trials by val_accuracy, ties: fewer lineage epochs) are each
+retrained ``--confirm-seeds S`` times from scratch, with seeds derived from the run's seed
+and the seed index (other initial weights and shuffling per seed, the same train/valid
+split), and the configuration with the best mean validation accuracy is the confirmed winner
+that ``tuning.finalize`` trains by default. Every configuration gets the same seeds, so seed
+index i means the same shuffling (and the same draws for layers of equal shape) everywhere:
+the leader is compared with each other configuration seed by seed, which removes that noise
+from the difference.
+
+The recipe is the finalizer's, not the trials': its default peak rate (``DEFAULT_LR_SCALE``
+x the searched rate, at most ``DEFAULT_MAX_LR``), a ``DEFAULT_WARMUP_EPOCHS`` warm-up then
+cosine decay, ``DEFAULT_FINAL_AUGMENT`` augmentation, for ``ceil(DEFAULT_EPOCHS_FACTOR x``
+the configuration's lineage epochs``)``, with the search's momentum, weight decay, label
+smoothing, batch size and precision. Why: the stage should rank configurations the way the
+finalizer will train them, and a configuration that wins at a constant rate without
+augmentation need not win under warm-up + cosine with augmentation (a high searched rate,
+say, can diverge at 4x). It trains on the trials' images (``trial_training_set``), not the
+finalizer's train+valid, so each training costs about what a trial of the same length costs
+and validation stays untouched for scoring. The score is the validation accuracy after the
+last epoch (the finalizer keeps its last epoch too); a diverged training scores what it
+reaches (chance, or 0 where even that is not finite), so an unstable configuration loses.
+
+Crash safety as for trials: ``confirm.csv`` is rewritten atomically after every training and
+a rerun trains only the (configuration, epochs, seed index) it lacks; K and S are not part of
+the run's definition, so a finished run can be given more of them. ``best.json`` is derived
+from trials.csv and confirm.csv, never the only copy (``tuning.engine.results``).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hypermodels.recipe import Recipe
+from tuning import records
+from tuning.config import (
+    DEFAULT_EPOCHS_FACTOR,
+    DEFAULT_FINAL_AUGMENT,
+    DEFAULT_LR_SCALE,
+    DEFAULT_MAX_LR,
+    DEFAULT_WARMUP_EPOCHS,
+    Schedule,
+    SearchConfig,
+)
+from tuning.engine.results import describe_hyperparameters, write_best
+from tuning.selection import TrainingSettings
+from tuning.stats import paired_t, summarize
+from tuning.training import retrain
+
+# The finalizer's default schedule; the confirmation trains under it.
+CONFIRM_SCHEDULE = Schedule("cosine", DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE, DEFAULT_MAX_LR)
+CONFIRM_STREAM = 15  # keeps these seeds apart from the trials' and the ablation's
+LOG_FOLDER = "confirm"  # <run>/tensorboard/confirm/<rank>_s<seed index>
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One distinct configuration of the search, with its Hyperband rank (1 = best)."""
+
+    rank: int
+    trial_id: str  # the best trial with this configuration
+    hyperparameters: dict
+    lineage_epochs: int
+    hyperband_val_accuracy: float
+
+    @property
+    def epochs(self) -> int:
+        return max(1, math.ceil(DEFAULT_EPOCHS_FACTOR * self.lineage_epochs - 1e-9))
+
+    @property
+    def key(self) -> tuple:
+        return config_key(self.hyperparameters)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What every confirmation training sees: the trials' images and the validation split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+def config_key(hp: dict) -> tuple:
+    return (int(hp["blocks"]), int(hp["filters"]), bool(hp["skip"]), float(hp["learning_rate"]))
+
+
+def ranked_candidates(rows: list[dict], top: int) -> list[Candidate]:
+    """The ``top`` best distinct configurations among the completed trials.
+
+    Ranked as best.json ranks trials (val_accuracy, ties: fewer lineage epochs, then the
+    first trial); a configuration continued by Hyperband counts once, at its best trial.
+    """
+    done = [r for r in rows if r["status"] == "COMPLETED" and r.get("val_accuracy") is not None
+            and r.get("lineage_epochs") is not None]  # fmt: skip
+    done.sort(key=lambda r: (-r["val_accuracy"], r["lineage_epochs"], r["trial_id"]))
+    out: list[Candidate] = []
+    seen: set[tuple] = set()
+    for r in done:
+        hp = records.hyperparameters_of(r)
+        if config_key(hp) in seen or len(out) >= top:
+            continue
+        seen.add(config_key(hp))
+        out.append(Candidate(len(out) + 1, r["trial_id"], hp, int(r["lineage_epochs"]),
+                             float(r["val_accuracy"])))  # fmt: skip
+    return out
+
+
+def confirm_seed(run_seed: int, index: int) -> int:
+    """A training's seed: deterministic, well mixed, distinct per (run, seed index), shared
+    by every configuration (the comparison is paired by seed index)."""
+    state = np.random.SeedSequence([run_seed, CONFIRM_STREAM, index]).generate_state(1)
+    return int(state[0]) % (2**31 - 1)
+
+
+def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
+                     precision: str) -> dict | None:  # fmt: skip
+    """Train the missing confirmation runs, print the summary, write best.json.
+
+    Returns best.json's ``confirmation`` (None with ``--confirm-top 0`` or no completed
+    trial: best.json then names Hyperband's best, as before this stage existed).
+    """
+    candidates = ranked_candidates(rows, config.confirm_top)
+    if not candidates:
+        write_best(config.run_dir, rows, None)
+        return None
+    done = records.read_confirm_runs(config.run_dir)
+    have = {_row_key(r) for r in done}
+    todo = [(c, i) for c in candidates for i in range(config.confirm_seeds)
+            if (c.key, c.epochs, i) not in have]  # fmt: skip
+    announce(config, candidates, todo, data)
+    for n, (candidate, index) in enumerate(todo, 1):
+        print(
+            f"[confirm {n} of {len(todo)}] rank {candidate.rank} (trial {candidate.trial_id}), "
+            f"seed index {index} (seed {confirm_seed(config.seed, index)}): "
+            f"{describe_hyperparameters(candidate.hyperparameters)}; {candidate.epochs} epochs",
+            flush=True,
+        )
+        row = train_one(config, candidate, index, data, precision)
+        done.append(row)
+        records.write_confirm_runs(config.run_dir, done)
+        print(f"  -> val_accuracy {row['val_accuracy']:.4f} ({row['status']}, "
+              f"{row['seconds']:.0f} s)", flush=True)  # fmt: skip
+    confirmation = summarize_confirmation(candidates, done, config.confirm_seeds)
+    for line in summary_lines(confirmation, rows):
+        print(line)
+    print(f"results: {config.run_dir / records.CONFIRM_FILE}")
+    write_best(config.run_dir, rows, confirmation)
+    return confirmation
+
+
+def _row_key(row: dict) -> tuple:
+    return config_key(row), row["epochs"], row["seed_index"]
+
+
+def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None:
+    """What the stage will train, and how, before it does."""
+    total = len(candidates) * config.confirm_seeds
+    epochs = sum(c.epochs for c, _ in todo)
+    print(
+        f"confirmation: the top {len(candidates)} configurations x {config.confirm_seeds} "
+        f"seeds, retrained from scratch as the finalizer trains ({confirm_recipe_text()}) on "
+        f"the trials' {len(data.y_train):,} images, scored on {len(data.y_valid):,} validation "
+        f"images; {len(todo)} of {total} trainings to run ({epochs} epochs)",
+        flush=True,
+    )
+
+
+def confirm_recipe_text() -> str:
+    return (
+        f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
+        f"searched rate, at most {DEFAULT_MAX_LR:g}; augment {','.join(DEFAULT_FINAL_AUGMENT)}; "
+        f"{DEFAULT_EPOCHS_FACTOR:g} x its lineage epochs"
+    )
+
+
+def confirm_recipe(recipe: Recipe) -> Recipe:
+    """The search's recipe with the finalizer's augmentation."""
+    return Recipe(**{**recipe.to_dict(), "augment": DEFAULT_FINAL_AUGMENT})
+
+
+def train_one(config: SearchConfig, candidate: Candidate, index: int, data: TrainingData,
+              precision: str) -> dict:  # fmt: skip
+    """One training from scratch; its confirm.csv row. TensorBoard: its own folder and an
+    HParams session named ``confirm/<rank>_s<index>``, apart from the trials'."""
+    seed = confirm_seed(config.seed, index)
+    hp, epochs = candidate.hyperparameters, candidate.epochs
+    name = f"{candidate.rank}_s{index}"
+    logdir = config.run_dir / "tensorboard" / LOG_FOLDER / name
+    if logdir.is_dir() and not logdir.is_symlink():
+        shutil.rmtree(logdir)  # a killed training's curves: it starts again from scratch
+    settings = TrainingSettings(
+        config.seed, config.subset, config.batch_size, confirm_recipe(config.recipe), precision,
+        config.data_dir,
+    )  # fmt: skip
+    trained = retrain(
+        hp,
+        settings,
+        CONFIRM_SCHEDULE,
+        (data.x_train, data.y_train),
+        epochs=epochs,
+        seed=seed,
+        mean=data.mean,
+        variance=data.variance,
+        validation=(data.x_valid, data.y_valid),
+        logdir=logdir,
+        callbacks=[hparams_callback(logdir, hp, f"{LOG_FOLDER}/{name}")],
+        verbose=config.verbose,
+    )
+    history, seconds = trained.history, trained.seconds
+    diverged = not all(math.isfinite(v) for v in history.get("loss", []))
+    del trained  # the network is not kept: only its scores are evidence
+    return {
+        "rank": candidate.rank,
+        "trial_id": candidate.trial_id,
+        **hp,
+        "seed_index": index,
+        "seed": seed,
+        "epochs": epochs,
+        "val_accuracy": _last(history, "val_accuracy"),
+        "val_loss": _last(history, "val_loss"),
+        "seconds": round(seconds, 3),
+        "status": "diverged" if diverged else "ok",
+    }
+
+
+def _last(history: dict, key: str) -> float:
+    values = history.get(key) or [math.nan]
+    return float(values[-1])
+
+
+def hparams_callback(logdir: Path, hp: dict, session: str):
+    """The HParams session of one confirmation training, beside the trials' sessions.
+
+    It appears in the dashboard's table under its folder name (``confirm/1_s0``), so it
+    cannot be mistaken for a Hyperband trial.
+    """
+    from tensorboard.plugins.hparams import api as hp_api
+
+    return hp_api.KerasCallback(str(logdir), dict(hp), trial_id=session)
+
+
+def score(row: dict) -> float:
+    """A training's score: its last validation accuracy (0 where not even that is finite)."""
+    value = row["val_accuracy"]
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds: int) -> dict:
+    """best.json's ``confirmation``: every configuration's scores, the winner, the runner-up.
+
+    The winner has the best mean over the seeds (ties: Hyperband's rank). The leader is
+    compared with every other configuration by a paired t over the seed indices (each
+    configuration trains with the same seeds, so a pair shares its shuffling).
+    """
+    by_key: dict[tuple, dict] = {}
+    for row in rows:
+        by_key.setdefault(_row_key(row), row)
+    entries = []
+    for c in candidates:
+        runs = [by_key[(c.key, c.epochs, i)] for i in range(seeds)]
+        stats = summarize([score(r) for r in runs])
+        entries.append({
+            "rank": c.rank, "trial_id": c.trial_id, "hyperparameters": c.hyperparameters,
+            "lineage_epochs": c.lineage_epochs, "epochs": c.epochs,
+            "hyperband_val_accuracy": c.hyperband_val_accuracy,
+            "seeds": [r["seed"] for r in runs], "scores": [score(r) for r in runs],
+            "mean": stats.mean, "sd": stats.sd,
+            "diverged": sum(r["status"] != "ok" for r in runs),
+        })  # fmt: skip
+    ordered = sorted(entries, key=lambda e: (-e["mean"], e["rank"]))
+    winner = ordered[0]
+    for entry in entries:
+        entry["difference"] = (
+            None if entry is winner else paired_t(winner["scores"], entry["scores"]).to_dict()
+        )
+    runner_up = ordered[1] if len(ordered) > 1 else None
+    difference = runner_up["difference"] if runner_up else None
+    return {
+        "seeds": seeds,
+        "recipe": confirm_recipe_text(),
+        "winner": {k: v for k, v in winner.items() if k != "difference"},
+        "runner_up": runner_up,
+        "difference": difference,
+        "distinguishable": bool(difference and difference["significant"]),
+        "verdict": verdict(difference),
+        "candidates": entries,
+    }
+
+
+def verdict(difference: dict | None) -> str:
+    """One plain sentence on the winner against the runner-up."""
+    if difference is None:
+        return "only one configuration was confirmed: there is no runner-up to compare"
+    if difference["ci_low"] is None:
+        return (
+            "the winner is not distinguishable from the runner-up at the 5% level (one seed "
+            "each gives no interval: use --confirm-seeds 2 or more)"
+        )
+    ci = (f"{difference['mean_diff']:+.4f}, 95% CI {difference['ci_low']:+.4f} to "
+          f"{difference['ci_high']:+.4f}, paired t, n={difference['n']}")  # fmt: skip
+    if difference["significant"]:
+        return f"the winner is distinguishable from the runner-up at the 5% level ({ci})"
+    return f"the winner is not distinguishable from the runner-up at the 5% level ({ci})"
+
+
+def summary_lines(confirmation: dict, rows: list[dict]) -> list[str]:
+    """The end-of-search table: each configuration's mean ± sd, the leader's differences."""
+    seeds = confirmation["seeds"]
+    lines = [
+        f"confirmation ({seeds} seed{'s' if seeds != 1 else ''} each; validation accuracy "
+        "after the last epoch; difference: leader - this, 95% CI, paired by seed index):",
+        "  rank  trial  blocks filters skip  lr       epochs  mean ± sd          difference",
+    ]
+    for e in sorted(confirmation["candidates"], key=lambda e: (-e["mean"], e["rank"])):
+        hp, d = e["hyperparameters"], e["difference"]
+        if d is None:
+            diff = "leader"
+        elif d["ci_low"] is None:
+            diff = f"{d['mean_diff']:+.4f} (no interval)"
+        else:
+            diff = f"{d['mean_diff']:+.4f} ({d['ci_low']:+.4f} to {d['ci_high']:+.4f})"
+        lines.append(
+            f"  {e['rank']:>4}  {e['trial_id']:>5}  {hp['blocks']:>6} {hp['filters']:>7} "
+            f"{'on ' if hp['skip'] else 'off'}   {hp['learning_rate']:<8.3g} {e['epochs']:>6}  "
+            f"{e['mean']:.4f} ± {e['sd']:.4f}    {diff}"
+            + (f"  [{e['diverged']} diverged]" if e["diverged"] else "")
+        )
+    winner = confirmation["winner"]
+    lines.append(
+        f"confirmed winner: trial {winner['trial_id']} (Hyperband rank {winner['rank']}), "
+        f"{winner['mean']:.4f} ± {winner['sd']:.4f}; {confirmation['verdict']}"
+    )
+    best = records.best_row(rows)
+    if best is not None and best["trial_id"] != winner["trial_id"]:
+        lines.append(
+            f"the finalizer will train trial {winner['trial_id']}, not Hyperband's best trial "
+            f"{best['trial_id']} (--trial {best['trial_id']} to take that one)"
+        )
+    return lines

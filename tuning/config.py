@@ -109,9 +109,14 @@ class SearchConfig:
     # kept out of definition(), so a finished run can be given more (or fewer) of them.
     confirm_top: int = DEFAULT_CONFIRM_TOP
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
+    time_budget_min: float | None = None  # how long it may take, not what the experiment is
 
     def __post_init__(self) -> None:
         _at_least("--max-epochs", self.max_epochs, 1)
+        if self.time_budget_min is not None and not 0 < self.time_budget_min < math.inf:
+            raise UsageError(
+                f"--time-budget must be a positive number of minutes, not {self.time_budget_min}"
+            )
         _at_least("--confirm-top", self.confirm_top, 0)
         _at_least("--confirm-seeds", self.confirm_seeds, 1)
         _at_least("--factor", self.factor, 2)

@@ -69,6 +69,13 @@ def build_parser() -> cli.ArgumentParser:
         "passed since the last one; a crash loses at most that much, Ctrl-C nothing "
         "(%(default)g; 0: after every epoch)",
     )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="size the plan to fit this many minutes (a new run) and stop when they are up; "
+        "rerun with a larger budget to continue (default: no limit, the plan as given)",
+    )
     p.add_argument("--overwrite", action="store_true", help="delete an existing run first")
     cli.add_search_space_args(p)
     p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
@@ -128,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         resume_every_s=args.resume_every,
         strategy=args.strategy,
         cpu_replicas=args.cpu_replicas,
+        time_budget_min=args.time_budget,
         overwrite=args.overwrite,
         verbose=args.verbose,
         confirm_top=args.confirm_top,

@@ -52,6 +52,7 @@ from tuning.config import (
     SearchConfig,
 )
 from tuning.engine.results import describe_hyperparameters, write_best
+from tuning.resume import SearchInterrupted
 from tuning.selection import TrainingSettings
 from tuning.stats import paired_t, summarize
 from tuning.training import retrain
@@ -126,7 +127,7 @@ def confirm_seed(run_seed: int, index: int) -> int:
 
 
 def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
-                     precision: str) -> dict | None:  # fmt: skip
+                     precision: str, deadline=None) -> dict | None:  # fmt: skip
     """Train the missing confirmation runs, print the summary, write best.json.
 
     Returns best.json's ``confirmation`` (None with ``--confirm-top 0`` or no completed
@@ -142,17 +143,30 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
             if (c.key, c.epochs, i) not in have]  # fmt: skip
     announce(config, candidates, todo, data)
     for n, (candidate, index) in enumerate(todo, 1):
+        if deadline is not None and deadline.expired:
+            break
         print(
             f"[confirm {n} of {len(todo)}] rank {candidate.rank} (trial {candidate.trial_id}), "
             f"seed index {index} (seed {confirm_seed(config.seed, index)}): "
             f"{describe_hyperparameters(candidate.hyperparameters)}; {candidate.epochs} epochs",
             flush=True,
         )
-        row = train_one(config, candidate, index, data, precision)
+        try:
+            row = train_one(config, candidate, index, data, precision, deadline)
+        except SearchInterrupted:
+            if deadline is None or not deadline.expired:
+                raise
+            break  # the budget ran out mid-training: that training is dropped
         done.append(row)
         records.write_confirm_runs(config.run_dir, done)
         print(f"  -> val_accuracy {row['val_accuracy']:.4f} ({row['status']}, "
               f"{row['seconds']:.0f} s)", flush=True)  # fmt: skip
+    if deadline is not None and deadline.expired:
+        print(f"confirmation stopped by the time budget ({len(done)} trainings in "
+              f"{records.CONFIRM_FILE}); best.json names Hyperband's best until a rerun with a "
+              "larger --time-budget finishes the stage", flush=True)  # fmt: skip
+        write_best(config.run_dir, rows, None)
+        return None
     confirmation = summarize_confirmation(candidates, done, config.confirm_seeds)
     for line in summary_lines(confirmation, rows):
         print(line)
@@ -192,7 +206,7 @@ def confirm_recipe(recipe: Recipe) -> Recipe:
 
 
 def train_one(config: SearchConfig, candidate: Candidate, index: int, data: TrainingData,
-              precision: str) -> dict:  # fmt: skip
+              precision: str, deadline=None) -> dict:  # fmt: skip
     """One training from scratch; its confirm.csv row. TensorBoard: its own folder and an
     HParams session named ``confirm/<rank>_s<index>``, apart from the trials'."""
     seed = confirm_seed(config.seed, index)
@@ -216,7 +230,8 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
         variance=data.variance,
         validation=(data.x_valid, data.y_valid),
         logdir=logdir,
-        callbacks=[hparams_callback(logdir, hp, f"{LOG_FOLDER}/{name}")],
+        callbacks=[hparams_callback(logdir, hp, f"{LOG_FOLDER}/{name}")]
+        + ([deadline.callback()] if deadline is not None else []),
         verbose=config.verbose,
     )
     history, seconds = trained.history, trained.seconds

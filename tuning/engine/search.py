@@ -7,6 +7,7 @@ search reads only the training files; the test set is left to the finalizer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import time
 
@@ -15,6 +16,7 @@ from tuning import records
 from tuning.config import VALID_FRACTION, Cluster, SearchConfig
 from tuning.cost import calibrate, estimate_seconds, format_duration
 from tuning.data import Splits, load_splits, stratified_take
+from tuning.engine.budget import Deadline, describe_sizing, size_to_budget
 from tuning.engine.confirm import TrainingData, run_confirmation
 from tuning.engine.hparams import write_hparams_config
 from tuning.engine.results import summary_table
@@ -32,6 +34,7 @@ from tuning.lock import RunLock
 from tuning.memory import check_fits
 from tuning.plan import Plan, hyperband_plan
 from tuning.precision import PrecisionChoice, choose
+from tuning.resume import SearchInterrupted
 from tuning.rundir import (
     RUN_FILE,
     prepare_search_dir,
@@ -47,6 +50,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
     ``cluster`` makes this process the chief or a worker of a distributed search; the
     chief returns the rows, a worker an empty list.
     """
+    started = time.monotonic()  # a --time-budget counts from here
     cluster = cluster or Cluster()
     if cluster.role == "worker" and config.overwrite:
         raise UsageError("--overwrite is for the chief (or a single search), not a worker")
@@ -54,8 +58,9 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         precision = choose_precision(config, cluster)
         policy = precision.policy
         splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
-        definition = config.definition(splits.source.sha256, policy)
         strategy = make_strategy(config.strategy, config.cpu_replicas)  # before TF places anything
+        config = fit_to_budget(config, cluster, splits, policy)
+        definition = config.definition(splits.source.sha256, policy)
         hypermodel = preflight(config, splits, policy)  # a refused search leaves nothing behind
         status = claim_run_dir(config, cluster, definition, held)
         x_train, y_train = trial_training_set(splits, config.trial_images, config.seed)
@@ -70,20 +75,61 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         fit_args = trial_fit_args(config, splits)
         if cluster.role == "worker":
             return run_worker(tuner, cluster, x_train, y_train, fit_args)
-        finished_before = tuner.finished_trials()
-        if finished_before:
-            print(f"resuming: {finished_before} trials already finished", flush=True)
-        t0 = time.perf_counter()
-        rows = run_trials(tuner, cluster, plan, x_train, y_train, fit_args)
+        train = (x_train, y_train)
+        return train_and_confirm(config, tuner, cluster, plan, status, splits, train, fit_args,
+                                 policy, started)  # fmt: skip
+
+
+def train_and_confirm(config, tuner, cluster, plan, status, splits, train, fit_args, policy,
+                      started) -> list[dict]:  # fmt: skip
+    """The trials, then the confirmation stage, within the time budget if there is one."""
+    finished_before = tuner.finished_trials()
+    if finished_before:
+        print(f"resuming: {finished_before} trials already finished", flush=True)
+    t0 = time.perf_counter()
+    with Deadline(config.time_budget_min, tuner.stop, started) as deadline:
+        rows = run_trials(tuner, cluster, plan, *train, fit_args, deadline)
         elapsed = time.perf_counter() - t0
-        if tuner.finished_trials() == finished_before and status == "resume":
+        if deadline.expired:
+            print(
+                f"time budget used: {tuner.finished_trials()} of {plan.trials} trials finished "
+                f"(an interrupted one saved); rerun the same command with a larger --time-budget "
+                "to continue",
+                flush=True,
+            )
+        elif tuner.finished_trials() == finished_before and status == "resume":
             print(f"search in {config.run_dir} is already complete; nothing to run.")
         else:
             print(f"search finished in {elapsed / 60:.1f} min")
         print_summary(config, rows)
-        confirm(config, rows, splits, (x_train, y_train), policy)
-        print_next(config, rows)
-        return rows
+        confirm(config, rows, splits, train, policy, deadline)
+    print_next(config, rows)
+    return rows
+
+
+def fit_to_budget(config: SearchConfig, cluster: Cluster, splits, policy: str) -> SearchConfig:
+    """With --time-budget: a new run's plan sized to it, a recorded run's plan kept."""
+    if config.time_budget_min is None:
+        return config
+    if cluster.role != "single":
+        raise UsageError("--time-budget is for a single search, not --role chief or worker")
+    recorded = {}
+    if (config.run_dir / RUN_FILE).is_file() and not config.overwrite:
+        recorded = read_run(config.run_dir).get("definition") or {}
+    if recorded:
+        kept = dataclasses.replace(
+            config,
+            max_epochs=recorded.get("max_epochs", config.max_epochs),
+            trial_images=recorded.get("trial_images", config.trial_images),
+            hyperband_iterations=recorded.get("hyperband_iterations", config.hyperband_iterations),
+        )
+        print(f"time budget {config.time_budget_min:g} min: continuing the plan recorded in "
+              f"{RUN_FILE} (max_epochs={kept.max_epochs})", flush=True)  # fmt: skip
+        return kept
+    measured = calibrate(config.space, config.batch_size, policy)
+    sized, seconds = size_to_budget(config, measured, len(splits.y_train), len(splits.y_valid))
+    print(describe_sizing(sized, seconds), flush=True)
+    return sized
 
 
 def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
@@ -266,7 +312,8 @@ def trial_fit_args(config: SearchConfig, splits) -> dict:
     )
 
 
-def run_trials(tuner, cluster: Cluster, plan: Plan, x_train, y_train, fit_args) -> list[dict]:
+def run_trials(tuner, cluster: Cluster, plan: Plan, x_train, y_train, fit_args,
+               deadline: Deadline | None = None) -> list[dict]:  # fmt: skip
     """Train the plan's trials here, or serve them to workers as the chief."""
     from tuning.engine.chief import Chief
 
@@ -277,6 +324,9 @@ def run_trials(tuner, cluster: Cluster, plan: Plan, x_train, y_train, fit_args) 
                 Chief(tuner, cluster, plan.trials).serve()
             else:
                 tuner.search(x_train, y_train, **fit_args)
+    except SearchInterrupted:
+        if deadline is None or not deadline.expired:
+            raise  # Ctrl-C: the command says how to resume
     except RuntimeError as exc:
         if tuner.oracle.consecutive_failures() < tuner.oracle.max_consecutive_failed_trials:
             raise
@@ -307,14 +357,15 @@ def print_summary(config: SearchConfig, rows: list[dict]) -> None:
     print(f"results: {config.run_dir / 'trials.csv'}, {config.run_dir / 'best.json'}")
 
 
-def confirm(config: SearchConfig, rows: list[dict], splits: Splits, train, policy: str) -> None:
+def confirm(config: SearchConfig, rows: list[dict], splits: Splits, train, policy: str,
+            deadline: Deadline | None = None) -> None:  # fmt: skip
     """The last stage: retrain the top configurations from scratch (``engine.confirm``).
 
     Only the single process or the chief gets here (workers returned); with
     ``--confirm-top 0`` it only writes best.json, naming Hyperband's best as before.
     """
     data = TrainingData(*train, splits.x_valid, splits.y_valid, splits.mean, splits.variance)
-    run_confirmation(config, rows, data, policy)
+    run_confirmation(config, rows, data, policy, deadline)
 
 
 def print_next(config: SearchConfig, rows: list[dict]) -> None:

@@ -39,17 +39,37 @@ def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:
     return path
 
 
-def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 600):
-    """Run `python -m module args` the way a user would; returns CompletedProcess."""
+def module_env() -> dict[str, str]:
+    """The environment of a command run as a user would: this checkout, unbuffered output,
+    no KerasTuner role variables (those make a process a chief or a worker)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        env.pop(name, None)
+    return env
+
+
+def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 600):
+    """Run `python -m module args` the way a user would; returns CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd or ROOT,
-        env=env,
+        env=module_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def popen_module(module: str, *args: str, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
+    """Start `python -m module args` in the background (kill tests, distributed runs)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=module_env(),
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
     )
 
 

@@ -7,16 +7,14 @@ that only what is missing is trained. The finalizer's choice is checked on hand-
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEARCH_ARGS, run_module
+from conftest import SEARCH_ARGS, popen_module, run_module
 
 from tuning import records
 from tuning.config import SearchConfig
@@ -39,11 +37,7 @@ def _key(row: dict) -> tuple:
 
 
 def _popen_search(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuning.search", *args],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return popen_module("tuning.search", *args, stdout=subprocess.DEVNULL)
 
 
 def _confirm_rows(run_dir: Path) -> list[dict]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEARCH_ARGS, run_module
+from conftest import SEARCH_ARGS, popen_module, run_module
 
 from tuning import records
 from tuning.config import Cluster
@@ -22,18 +20,7 @@ BOUND_S = 150  # every process must have exited by itself within this
 
 
 def start(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        env.pop(name, None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuning.search", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return popen_module("tuning.search", *args, stderr=subprocess.STDOUT)
 
 
 def finish(procs: dict[str, subprocess.Popen], deadline: float) -> dict[str, str]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SEARCH_ARGS, run_module
+from conftest import ROOT, SEARCH_ARGS, module_env, run_module
 
 from tuning import records
 from tuning.config import SearchConfig
@@ -39,11 +39,7 @@ HOLDER = (
 
 
 def env() -> dict[str, str]:
-    e = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
-    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        e.pop(name, None)
-    return e
+    return module_env()
 
 
 def hold(run_dir: Path) -> subprocess.Popen:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SEARCH_ARGS, run_module
+from conftest import SEARCH_ARGS, popen_module, run_module
 
 from tuning import records
 from tuning.config import SearchConfig
@@ -30,11 +28,7 @@ def _hp_table(run_dir: Path) -> list[tuple]:
 
 
 def _popen_search(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "tuning.search", *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    return popen_module("tuning.search", *args)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:

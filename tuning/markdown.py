@@ -22,8 +22,33 @@ def fmt(x: float | None, digits: int = 4) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def ablation_markdown(meta: dict, summary: list[dict]) -> list[str]:
+def ablation_settings(meta: dict) -> list[str]:
+    """The settings both arms trained with, as a table."""
     d = meta["definition"]
+    schedule = d.get("schedule") or f"constant {d['learning_rate']:.4g}"
+    regularization = (
+        f"{d.get('weight_decay', 0.0):g} / {d.get('label_smoothing', 0.0):g} / "
+        f"{', '.join(d.get('augment') or []) or 'none'}"
+    )
+    return [
+        "| setting | value |",
+        "| --- | --- |",
+        f"| filters | {d['filters']} |",
+        f"| SGD learning rate / momentum | {d['learning_rate']:.4g} / {d['momentum']}"
+        f"{' (Nesterov)' if d.get('nesterov') else ''} |",
+        f"| learning-rate schedule | {schedule} |",
+        f"| weight decay / label smoothing / augmentation | {regularization} |",
+        f"| epochs | {d['epochs']} |",
+        f"| batch size | {d['batch_size']} |",
+        f"| data | train {meta['sizes']['train']:,} / valid {meta['sizes']['valid']:,} images"
+        f" (split seed {d['split_seed']}) |",
+        f"| seeds per arm | {len(meta['seeds'])} ({', '.join(map(str, meta['seeds']))}) |",
+        f"| precision | {meta.get('precision', 'float32')} |",
+        f"| hardware | {meta.get('hardware') or hardware()} |",
+    ]
+
+
+def ablation_markdown(meta: dict, summary: list[dict]) -> list[str]:
     lines = [
         "## Do the skip connections help? (ablation)",
         "",
@@ -32,17 +57,7 @@ def ablation_markdown(meta: dict, summary: list[dict]) -> list[str]:
         "**validation** split after its last epoch. The test set was not used: it is reserved "
         "for the finalizer.",
         "",
-        "| setting | value |",
-        "| --- | --- |",
-        f"| filters | {d['filters']} |",
-        f"| SGD learning rate / momentum | {d['learning_rate']:.4g} / {d['momentum']} |",
-        f"| epochs | {d['epochs']} |",
-        f"| batch size | {d['batch_size']} |",
-        f"| data | train {meta['sizes']['train']:,} / valid {meta['sizes']['valid']:,} images"
-        f" (split seed {d['split_seed']}) |",
-        f"| seeds per arm | {len(meta['seeds'])} ({', '.join(map(str, meta['seeds']))}) |",
-        f"| precision | {meta.get('precision', 'float32')} |",
-        f"| hardware | {meta.get('hardware') or hardware()} |",
+        *ablation_settings(meta),
         "",
         "| blocks | pairs | skip: val acc mean ± sd | plain: val acc mean ± sd | "
         "difference (skip − plain) [95% CI] | p | train loss skip / plain | params | "

@@ -6,6 +6,7 @@ import gzip
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,18 @@ def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 
         text=True,
         timeout=timeout,
     )
+
+
+def wait_for_kill_point(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Poll until ``predicate()`` holds while ``proc`` runs; fail if it ends first or late."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"search ended before the kill point:\n{proc.communicate()[1][-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("kill point not reached in time")
+        time.sleep(0.005)
 
 
 def popen_module(module: str, *args: str, stdout=subprocess.PIPE, stderr=subprocess.PIPE):

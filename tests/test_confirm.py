@@ -10,11 +10,10 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_ARGS, popen_module, run_module
+from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
 
 from tuning import records
 from tuning.config import SearchConfig
@@ -54,14 +53,7 @@ def resumed(data_dir, tmp_path_factory):
     args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "c"]
     run_dir = directory / "c"
     proc = _popen_search([*args, *SEARCH_ARGS, *CONFIRM])
-    deadline = time.monotonic() + 300
-    while not _confirm_rows(run_dir):
-        if proc.poll() is not None:
-            pytest.fail(f"search ended before the kill point:\n{proc.communicate()[1][-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("kill point not reached in time")
-        time.sleep(0.02)
+    wait_for_kill_point(lambda: _confirm_rows(run_dir), proc, timeout=300)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     before = records.read_confirm_runs(run_dir)

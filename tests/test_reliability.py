@@ -6,12 +6,11 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEARCH_ARGS, popen_module, run_module
+from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
 
 from tuning import records
 from tuning.config import SearchConfig
@@ -31,17 +30,6 @@ def _popen_search(args: list[str]) -> subprocess.Popen:
     return popen_module("tuning.search", *args)
 
 
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            pytest.fail(f"search ended before the kill point:\n{proc.communicate()[1][-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("kill point not reached in time")
-        time.sleep(0.005)
-
-
 def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_search(search_run, tmp_path):
     reference, _, _ = search_run
     args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "k"]
@@ -49,7 +37,7 @@ def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_search(search_run
     # A resume checkpoint after every epoch (the default waits 60 s of training).
     proc = _popen_search([*args, *SEARCH_ARGS, "--resume-every", "0"])
     # Trial 0004 trains 3 epochs from scratch: kill it once its first epoch is saved.
-    _wait_for(lambda: list((run_dir / "trial_0004").glob("resume-epoch*.keras")), proc)
+    wait_for_kill_point(lambda: list((run_dir / "trial_0004").glob("resume-epoch*.keras")), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     status = json.loads((run_dir / "trial_0004" / "trial.json").read_text())["status"]
@@ -73,7 +61,7 @@ def test_ctrl_c_stops_after_the_epoch_and_prints_the_resume_command(search_run, 
     args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "c"]
     run_dir = tmp_path / "c"
     proc = _popen_search([*args, *SEARCH_ARGS])
-    _wait_for(lambda: (run_dir / "trial_0001").exists(), proc)
+    wait_for_kill_point(lambda: (run_dir / "trial_0001").exists(), proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]

@@ -75,13 +75,6 @@ class Recipe:
                  if d.get(k) is not None}  # fmt: skip
         return cls(**known, augment=tuple(d.get("augment") or ()))
 
-    def replace(self, **changes) -> Recipe:
-        """A copy with the given settings changed (None: keep this one's)."""
-        values = self.to_dict()
-        values.update({k: v for k, v in changes.items() if v is not None})
-        values["augment"] = tuple(values["augment"])
-        return Recipe(**values)
-
     def describe(self) -> str:
         """``momentum 0.9, weight decay 0, label smoothing 0, augment none``"""
         momentum = f"momentum {self.momentum:g}" + (" (Nesterov)" if self.nesterov else "")

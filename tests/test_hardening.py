@@ -230,3 +230,12 @@ def test_a_network_too_large_for_memory_is_refused_before_anything_is_written(da
     line = _one_line_error(run_module("tuning.search", *args))
     assert "needs about" in line and "GiB to train" in line and "--batch-size" in line
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("content", ["[]", '{"data": {}}'])
+def test_a_run_json_of_the_wrong_shape_is_one_line(search_run, tmp_path, content):
+    run_dir = _copy_run(search_run, tmp_path)
+    (run_dir / "run.json").write_text(content)
+    line = _one_line_error(run_module("tuning.finalize", "--run-dir", str(run_dir)))
+    assert "run.json is damaged" in line
+    assert "run.json is damaged" in _one_line_error(_rerun(run_dir, search_run))

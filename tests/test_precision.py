@@ -246,7 +246,8 @@ def test_a_run_keeps_the_auto_choice_it_recorded(tmp_path, monkeypatch):
     monkeypatch.setattr(precision, "candidates", lambda: (F32, BF16))
     config = SearchConfig(directory=str(tmp_path), project_name="run")
     recorded = {"policy": F32, "requested": "auto", "rates": {F32: 100.0, BF16: 66.0}}
-    atomic_write_json(config.run_dir / "run.json", {"precision_choice": recorded})
+    run = {"definition": {"precision": F32}, "precision_choice": recorded}  # as a search writes it
+    atomic_write_json(config.run_dir / "run.json", run)
     for cluster in (Cluster(), Cluster("worker", "127.0.0.1", 1, "w1")):
         choice = choose_precision(config, cluster)
         assert choice.policy == F32 and choice.cached

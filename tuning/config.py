@@ -12,7 +12,7 @@ TensorFlow, so a command refuses a bad flag in well under a second.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hypermodels.recipe import Recipe
@@ -171,12 +171,6 @@ class SearchConfig:
             "valid_fraction": VALID_FRACTION,
             "data_sha256": data_sha256,
         }
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["space"] = self.space.to_dict()
-        d["recipe"] = self.recipe.to_dict()
-        return d
 
 
 @dataclass(frozen=True)

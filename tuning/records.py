@@ -182,16 +182,31 @@ def _check_statuses(rows: list[dict], allowed: tuple[str, ...]) -> None:
             raise ValueError(f"status {row.get('status')!r} is not one of {', '.join(allowed)}")
 
 
-def read_trials_csv(path: str | os.PathLike) -> list[dict]:
-    path = Path(path)
+def read_results(path: Path, field_types: dict[str, type], statuses: tuple[str, ...]) -> list[dict]:
+    """One of our result tables, read strictly (``read_csv``, known statuses only); anything
+    else is one line naming the file and what is wrong."""
     try:
-        rows = read_csv(path, FIELD_TYPES)
-        _check_statuses(rows, TRIAL_STATUSES)
+        rows = read_csv(path, field_types)
+        _check_statuses(rows, statuses)
         return rows
-    except FileNotFoundError:
-        raise ProjectError(f"{path} does not exist: is this a search run directory?") from None
     except (OSError, ValueError, csv.Error) as exc:
         raise ProjectError(f"{path} is unreadable ({exc})") from None
+
+
+def _empty_as_nan(rows: list[dict], columns) -> list[dict]:
+    """A diverged training's non-finite metrics were written as empty cells: NaN again."""
+    for row in rows:
+        for k in columns:
+            if row[k] is None:
+                row[k] = math.nan
+    return rows
+
+
+def read_trials_csv(path: str | os.PathLike) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ProjectError(f"{path} does not exist: is this a search run directory?")
+    return read_results(path, FIELD_TYPES, TRIAL_STATUSES)
 
 
 def lineage_epochs(rows_by_id: dict[str, dict], trial_id: str) -> int | None:
@@ -256,16 +271,8 @@ def read_ablation_runs(out: Path) -> list[dict]:
     path = Path(out) / "runs.csv"
     if not path.is_file():
         return []
-    try:
-        rows = read_csv(path, ABLATION_FIELD_TYPES)
-        _check_statuses(rows, ABLATION_STATUSES)
-    except (OSError, ValueError, csv.Error) as exc:
-        raise ProjectError(f"{path} is unreadable ({exc})") from None
-    for row in rows:  # a diverged run's non-finite metrics were written as empty cells
-        for k, kind in ABLATION_FIELD_TYPES.items():
-            if kind is float and row[k] is None:
-                row[k] = math.nan
-    return rows
+    rows = read_results(path, ABLATION_FIELD_TYPES, ABLATION_STATUSES)
+    return _empty_as_nan(rows, [k for k, kind in ABLATION_FIELD_TYPES.items() if kind is float])
 
 
 def read_ablation_history(path: Path) -> dict:
@@ -286,7 +293,7 @@ def write_ablation_runs(out: Path, rows: list[dict]) -> None:
 CONFIRM_FILE = "confirm.csv"
 # confirm.csv columns, in order, with the type each cell is read back as. A training is
 # identified by its configuration and seed_index; rank is Hyperband's when it was trained,
-# seed the one it was trained with (derived from the run's seed, the rank and seed_index).
+# seed the one it was trained with (derived from the run's seed and seed_index).
 CONFIRM_FIELD_TYPES: dict[str, type] = {
     "rank": int,
     "trial_id": str,
@@ -310,21 +317,13 @@ def read_confirm_runs(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / CONFIRM_FILE
     if not path.is_file():
         return []
-    try:
-        rows = read_csv(path, CONFIRM_FIELD_TYPES)
-        _check_statuses(rows, CONFIRM_STATUSES)
-        for row in rows:
-            missing = [k for k in CONFIRM_FIELD_TYPES if k not in ("val_accuracy", "val_loss")
-                       and row[k] is None]  # fmt: skip
-            if missing:
-                raise ValueError(f"empty cell(s) {', '.join(missing)}")
-    except (OSError, ValueError, csv.Error) as exc:
-        raise ProjectError(f"{path} is unreadable ({exc})") from None
-    for row in rows:  # a diverged training's non-finite metrics were written as empty cells
-        for k in ("val_accuracy", "val_loss"):
-            if row[k] is None:
-                row[k] = math.nan
-    return rows
+    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES)
+    metrics = ("val_accuracy", "val_loss")
+    for row in rows:
+        missing = [k for k in CONFIRM_FIELD_TYPES if k not in metrics and row[k] is None]
+        if missing:
+            raise ProjectError(f"{path} is unreadable (empty cell(s) {', '.join(missing)})")
+    return _empty_as_nan(rows, metrics)
 
 
 def write_confirm_runs(run_dir: Path, rows: list[dict]) -> None:

@@ -63,9 +63,18 @@ def provenance() -> dict:
 
 
 def read_run(run_dir: Path) -> dict:
-    """The search's ``run.json``, or {} for a directory without one."""
+    """The search's ``run.json``, or {} for a directory without one; one line when it holds
+    valid JSON of another shape (``[]``, an object without a definition)."""
     path = Path(run_dir) / RUN_FILE
-    return records.read_json(path) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    run = records.read_json(path)
+    if not isinstance(run, dict) or not isinstance(run.get("definition"), dict):
+        raise ProjectError(
+            f"{path} is damaged (it holds no run definition); restore it, or start the search "
+            "again with --overwrite"
+        )
+    return run
 
 
 def check_writable(directory: Path) -> None:

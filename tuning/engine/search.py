@@ -14,7 +14,7 @@ import time
 from hypermodels.space import SearchSpace
 from tuning import records
 from tuning.config import VALID_FRACTION, Cluster, SearchConfig
-from tuning.cost import calibrate, estimate_seconds, format_duration
+from tuning.cost import Calibration, calibrate, estimate_seconds, format_duration
 from tuning.data import Splits, load_splits, stratified_take
 from tuning.engine.budget import Deadline, describe_sizing, size_to_budget
 from tuning.engine.confirm import TrainingData, run_confirmation
@@ -59,7 +59,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
         policy = precision.policy
         splits = load_splits(config.data_dir, config.seed, VALID_FRACTION, config.subset)
         strategy = make_strategy(config.strategy, config.cpu_replicas)  # before TF places anything
-        config = fit_to_budget(config, cluster, splits, policy)
+        config, measured = fit_to_budget(config, cluster, splits, policy)
         definition = config.definition(splits.source.sha256, policy)
         hypermodel = preflight(config, splits, policy)  # a refused search leaves nothing behind
         status = claim_run_dir(config, cluster, definition, held)
@@ -71,7 +71,7 @@ def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dic
             write_run_file(config, definition, splits, sizes, plan, precision)
         tuner = build_tuner(config, cluster, status, hypermodel, strategy, plan)
         if cluster.role == "single":
-            print_estimate(config.space, config.batch_size, policy, plan, sizes)
+            print_estimate(config.space, config.batch_size, policy, plan, sizes, measured)
         fit_args = trial_fit_args(config, splits)
         if cluster.role == "worker":
             return run_worker(tuner, cluster, x_train, y_train, fit_args)
@@ -107,15 +107,17 @@ def train_and_confirm(config, tuner, cluster, plan, status, splits, train, fit_a
     return rows
 
 
-def fit_to_budget(config: SearchConfig, cluster: Cluster, splits, policy: str) -> SearchConfig:
-    """With --time-budget: a new run's plan sized to it, a recorded run's plan kept."""
+def fit_to_budget(config: SearchConfig, cluster: Cluster, splits, policy: str):
+    """With --time-budget: a new run's plan sized to it, a recorded run's plan kept.
+
+    Returns the config and the calibration sizing measured (None where it measured none),
+    which the printed estimate then reuses.
+    """
     if config.time_budget_min is None:
-        return config
+        return config, None
     if cluster.role != "single":
         raise UsageError("--time-budget is for a single search, not --role chief or worker")
-    recorded = {}
-    if (config.run_dir / RUN_FILE).is_file() and not config.overwrite:
-        recorded = read_run(config.run_dir).get("definition") or {}
+    recorded = {} if config.overwrite else read_run(config.run_dir).get("definition") or {}
     if recorded:
         kept = dataclasses.replace(
             config,
@@ -125,11 +127,11 @@ def fit_to_budget(config: SearchConfig, cluster: Cluster, splits, policy: str) -
         )
         print(f"time budget {config.time_budget_min:g} min: continuing the plan recorded in "
               f"{RUN_FILE} (max_epochs={kept.max_epochs})", flush=True)  # fmt: skip
-        return kept
+        return kept, None
     measured = calibrate(config.space, config.batch_size, policy)
     sized, seconds = size_to_budget(config, measured, len(splits.y_train), len(splits.y_valid))
     print(describe_sizing(sized, seconds), flush=True)
-    return sized
+    return sized, measured
 
 
 def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
@@ -144,8 +146,8 @@ def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
     if cluster.role == "worker":
         recorded = wait_for_run_file(config.run_dir, cluster)
     else:
-        recorded = read_run(config.run_dir) if (config.run_dir / RUN_FILE).is_file() else {}
-    previous = recorded.get("precision_choice") if isinstance(recorded, dict) else None
+        recorded = read_run(config.run_dir)
+    previous = recorded.get("precision_choice")
     if isinstance(previous, dict) and previous.get("requested") == "auto":
         rates = {str(k): float(v) for k, v in (previous.get("rates") or {}).items()}
         return PrecisionChoice(str(previous["policy"]), "auto", rates, cached=True)
@@ -281,8 +283,9 @@ def build_check(hypermodel, space: SearchSpace) -> int:
     return params
 
 
-def print_estimate(space, batch_size: int, policy: str, plan: Plan, sizes: dict) -> None:
-    measured = calibrate(space, batch_size, policy)
+def print_estimate(space, batch_size: int, policy: str, plan: Plan, sizes: dict,
+                   measured: Calibration | None = None) -> None:  # fmt: skip
+    measured = measured or calibrate(space, batch_size, policy)
     estimate = estimate_seconds(
         space, plan.epochs, plan.trials, sizes["trial_train"], sizes["valid"], measured
     )

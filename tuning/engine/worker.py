@@ -17,11 +17,10 @@ from pathlib import Path
 
 import keras_tuner
 
-from tuning import records
 from tuning.config import Cluster
 from tuning.errors import ProjectError, UsageError
 from tuning.kt_internals import TrialStatus, oracle_client_module, protos
-from tuning.rundir import RUN_FILE, differences
+from tuning.rundir import RUN_FILE, differences, read_run
 
 HEARTBEAT_S = 5.0
 IDLE_WAIT_S = 1.0  # a worker waiting for a Hyperband round to fill asks again after this
@@ -53,7 +52,7 @@ def wait_for_run_file(run_dir: Path, cluster: Cluster) -> dict:
             print(f"worker {cluster.worker_id}: waiting for the chief's {path}", flush=True)
             announced = True
         time.sleep(0.5)
-    return records.read_json(path)
+    return read_run(run_dir)
 
 
 def check_worker_definition(run_dir: Path, definition: dict, cluster: Cluster) -> None:

@@ -9,6 +9,10 @@ smoothing, no augmentation). Every network trains on the same stratified
 split; the test set is never loaded. Rows are appended to ``--out`` as they finish, so an
 interrupted run resumes where it stopped; the summary prints mean validation accuracy,
 the paired difference to ``base`` and the wall time per setting.
+
+Each row also scores the same trained network with flip test-time augmentation (the
+mean of the image's and its mirror's probabilities, ``tuning.training.predict``), so
+that lever is measured paired with no extra training.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from hypermodels.recipe import Recipe  # noqa: E402
 from hypermodels.resnet import build_resnet  # noqa: E402
 from tuning.data import load_splits, stratified_take  # noqa: E402
 from tuning.precision import resolve  # noqa: E402
+from tuning.training import mirrored_mean, predict, scores  # noqa: E402
 
 BASE = {
     "learning_rate": 0.01,
@@ -76,9 +81,24 @@ SETTINGS = {
         f"fe_lr{lr:g}": {"schedule": "cosine", "learning_rate": lr, "augment": ("flip", "erase")}
         for lr in (0.0125, 0.025, 0.05, 0.1, 0.2)
     },
+    # Phase 5 (towards 0.94), under the finalizer's long schedule: label smoothing, and
+    # translation, i.e. a random crop after zero padding by up to 3 pixels (on the
+    # standardized image, where the padding is the mean image).
+    "fe_lr0.05_ls0.1": {
+        "schedule": "cosine",
+        "learning_rate": 0.05,
+        "augment": ("flip", "erase"),
+        "label_smoothing": 0.1,
+    },
+    "fe_lr0.05_translate": {
+        "schedule": "cosine",
+        "learning_rate": 0.05,
+        "augment": ("flip", "translate", "erase"),
+    },
 }
-FIELDS = ["setting", "seed", "epochs", "train_images", "filters", "blocks", "skip", "val_accuracy",
-          "best_val_accuracy", "val_loss", "train_accuracy", "seconds"]  # fmt: skip
+FIELDS = ["setting", "seed", "epochs", "train_images", "filters", "blocks", "skip",
+          "val_accuracy", "val_accuracy_flip", "best_val_accuracy", "val_loss", "train_accuracy",
+          "seconds"]  # fmt: skip
 
 
 def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
@@ -110,6 +130,9 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         validation_data=as_dataset(splits.x_valid, splits.y_valid, batch, shuffle=False),
         verbose=0,
     ).history  # fmt: skip
+    seconds = time.perf_counter() - t0
+    single = predict(model, splits.x_valid)
+    flip_accuracy = scores(mirrored_mean(model, splits.x_valid, single, 1000), splits.y_valid)[0]
     return {
         "setting": name,
         "seed": seed,
@@ -119,10 +142,11 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         "blocks": args.blocks,
         "skip": not args.no_skip,
         "val_accuracy": round(h["val_accuracy"][-1], 5),
+        "val_accuracy_flip": round(flip_accuracy, 5),
         "best_val_accuracy": round(max(h["val_accuracy"]), 5),
         "val_loss": round(h["val_loss"][-1], 5),
         "train_accuracy": round(h["accuracy"][-1], 5),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(seconds, 1),
     }
 
 
@@ -139,8 +163,9 @@ def summarize(rows: list[dict]) -> str:
     for r in rows:
         by.setdefault(r["setting"], {})[int(r["seed"])] = r
     lines = [
-        "| setting | seeds | val accuracy per seed | mean | vs reference (paired) | s/run |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| setting | seeds | val accuracy per seed | mean | vs reference (paired) "
+        "| with flip TTA: mean, paired gain | s/run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, runs in by.items():
         seeds = sorted(runs)
@@ -153,9 +178,17 @@ def summarize(rows: list[dict]) -> str:
             if diffs and name != reference(name)
             else "-"
         )
+        flips = [
+            float(runs[k]["val_accuracy_flip"]) for k in seeds if runs[k].get("val_accuracy_flip")
+        ]
+        tta = (
+            f"{statistics.mean(flips):.4f}, {statistics.mean(flips) - statistics.mean(accs):+.4f}"
+            if len(flips) == len(accs)
+            else "-"
+        )
         lines.append(
             f"| {name} | {','.join(map(str, seeds))} | {' / '.join(f'{a:.4f}' for a in accs)} "
-            f"| {statistics.mean(accs):.4f} | {vs} | {statistics.mean(secs):.0f} |"
+            f"| {statistics.mean(accs):.4f} | {vs} | {tta} | {statistics.mean(secs):.0f} |"
         )
     return "\n".join(lines)
 
@@ -188,6 +221,8 @@ def main() -> int:
     x_tr, y_tr, _, _ = stratified_take(splits.x_train, splits.y_train, args.train_images, 1)
     out = Path(args.out)
     rows = list(csv.DictReader(out.open())) if out.is_file() else []
+    if out.is_file() and csv.DictReader(out.open()).fieldnames != FIELDS:
+        p.error(f"{out} was written with other columns; give a new --out")
     skip = str(not args.no_skip)
 
     def key_of(r: dict) -> tuple:

@@ -159,8 +159,10 @@ def test_saved_model_reproduces_the_test_accuracy_in_a_fresh_process(finalized, 
         "x, y, _ = load_arrays(sys.argv[2], 'test')\n"
         "assert x.dtype == np.uint8 and x.shape == (10000, 28, 28)\n"
         "model = keras.models.load_model(sys.argv[1])\n"
-        "pred = model.predict(x, batch_size=1000, verbose=0).argmax(axis=1)\n"
-        "print(f'ACC {np.mean(pred == y):.6f}')\n"
+        "probs = model.predict(x, batch_size=1000, verbose=0)\n"
+        "print(f'ACC {np.mean(probs.argmax(axis=1) == y):.6f}')\n"
+        "mirror = model.predict(x[:, :, ::-1], batch_size=1000, verbose=0)\n"  # flip TTA
+        "print(f'FLIP {np.mean(((probs + mirror) / 2).argmax(axis=1) == y):.6f}')\n"
     )
     import subprocess
 
@@ -170,8 +172,13 @@ def test_saved_model_reproduces_the_test_accuracy_in_a_fresh_process(finalized, 
         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1])},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
-    acc = float(proc.stdout.split("ACC ")[1])
-    assert acc == pytest.approx(report["test_accuracy"], abs=1e-6)
+    acc = float(proc.stdout.split("ACC ")[1].split()[0])
+    flip = float(proc.stdout.split("FLIP ")[1])
+    if report["tta"] == "flip":  # the default: the headline is the two views' mean
+        assert flip == pytest.approx(report["test_accuracy"], abs=1e-6)
+        assert acc == pytest.approx(report["test_accuracy_single_view"], abs=1e-6)
+    else:
+        assert acc == pytest.approx(report["test_accuracy"], abs=1e-6)
 
 
 def test_finalize_refuses_to_overwrite_final(finalized, search_run):

@@ -46,6 +46,10 @@ DEFAULT_MAX_LR = 0.1
 # the finalizer's long training on train+valid uses it.
 DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")
 TRAIN_ON = ("train+valid", "train")
+# The finalizer's test-time augmentation: "flip" averages the probabilities of each image and
+# its mirror (tuning.training.predict); measured in docs/accuracy.md, "Towards 0.94".
+TEST_TIME_AUGMENTATIONS = ("flip", "none")
+DEFAULT_TTA = "none"
 DEFAULT_ABLATION_SEEDS = 5
 # The search's confirmation stage (tuning.engine.confirm): the top K distinct configurations
 # of Hyperband, retrained from scratch with S seeds each; K = 0 turns it off.
@@ -280,6 +284,7 @@ class FinalizeConfig:
     epochs_factor: float = DEFAULT_EPOCHS_FACTOR
     lr_scale: float = DEFAULT_LR_SCALE
     max_lr: float = DEFAULT_MAX_LR
+    tta: str = DEFAULT_TTA
     overwrite: bool = False
     verbose: int = 2
 
@@ -293,6 +298,9 @@ class FinalizeConfig:
             raise UsageError(
                 f"--train-on must be one of {', '.join(TRAIN_ON)}, not {self.train_on!r}"
             )
+        if self.tta not in TEST_TIME_AUGMENTATIONS:
+            choices = ", ".join(TEST_TIME_AUGMENTATIONS)
+            raise UsageError(f"--tta must be one of {choices}, not {self.tta!r}")
         _at_least("--epochs", self.epochs, 1)
         # --schedule, --warmup-epochs, --lr-scale and --max-lr are checked by the value itself
         Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr)

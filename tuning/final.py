@@ -86,15 +86,17 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     )
     trained = train_final(config, choice, settings, data, epochs, folder)
     check_converged(trained.history, config)
-    result, x_test_size, eval_s = test_once(trained, choice, settings, data, folder)
+    model = saved_model(trained, choice, settings, data, folder)
+    validation = validation_summary(trained.history, model, data.validation, config.tta)
+    result, x_test_size, eval_s = test_once(model, settings, config.tta)
     report = final_report(
         config, choice, settings, data, trained, (epochs, epochs_source), (peak_lr, schedule_text)
     )
     report.update(result)
     report["sizes"]["test"] = x_test_size
     report["timings"]["eval_s"] = eval_s
-    if data.validation:
-        report["validation"] = validation_summary(trained.history)
+    if validation:
+        report["validation"] = validation
     report["timings"]["total_s"] = time.perf_counter() - t_start
     records.atomic_write_json(folder / "report.json", report)
     records.atomic_write_text(folder / "report.md", final_markdown(report))
@@ -176,23 +178,27 @@ def train_final(config, choice: Choice, settings, data: FitData, epochs, folder)
     )
 
 
-def test_once(trained: Trained, choice: Choice, settings, data: FitData, folder):
-    """Save the network without its training-only parts and evaluate it on the test set.
+def saved_model(trained: Trained, choice: Choice, settings, data: FitData, folder):
+    """The network without its training-only parts, saved as ``model.keras``.
 
     What is tested is what is saved: plain Keras layers, so ``keras.models.load_model``
-    alone reads it. This is the one and only look at the test set.
+    alone reads it (flip test-time augmentation is two calls of it, ``training.predict``).
     """
     from hypermodels.resnet import inference_copy
 
     model = inference_copy(
         trained.model, choice.hyperparameters, data.mean, data.variance, settings.precision
     )
+    model.save(folder / "model.keras")
+    return model
+
+
+def test_once(model, settings, tta: str) -> tuple[dict, int, float]:
+    """The one and only look at the test set: (results, test images, seconds)."""
     x_test, y_test, _ = load_arrays(settings.data_dir, "test")
     t0 = time.perf_counter()
-    result = evaluate(model, x_test, y_test)
-    eval_s = time.perf_counter() - t0
-    model.save(folder / "model.keras")
-    return result, int(len(y_test)), eval_s
+    result = evaluate(model, x_test, y_test, tta)
+    return result, int(len(y_test)), time.perf_counter() - t0
 
 
 def check_converged(history: dict, config: FinalizeConfig) -> None:
@@ -207,19 +213,31 @@ def check_converged(history: dict, config: FinalizeConfig) -> None:
             )
 
 
-def validation_summary(history: dict) -> dict:
+def validation_summary(history: dict, model, validation, tta: str) -> dict | None:
+    """With ``--train-on train``: the held-out split's accuracy per epoch's end, and at the
+    end with the test-time augmentation the test set will get (None without validation)."""
+    if validation is None:
+        return None
     val_acc = history["val_accuracy"]
     best = int(np.argmax(val_acc))
-    return {
+    summary = {
         "final_val_accuracy": float(val_acc[-1]),
         "best_val_accuracy": float(val_acc[best]),
         "best_epoch": best + 1,
     }
+    if tta != "none":
+        summary["final_val_accuracy_tta"] = evaluate(model, *validation, tta)["test_accuracy"]
+    return summary
 
 
 def print_result(report: dict, final_dir) -> None:
     msg = f"test accuracy {report['test_accuracy']:.4f} (loss {report['test_loss']:.4f})"
+    if report.get("tta", "none") != "none":
+        msg += f" with {report['tta']} TTA ({report['test_accuracy_single_view']:.4f} single view)"
     if report.get("validation"):
-        msg += f"; val accuracy {report['validation']['final_val_accuracy']:.4f} at the last epoch"
+        validation = report["validation"]
+        msg += f"; val accuracy {validation['final_val_accuracy']:.4f} at the last epoch"
+        if "final_val_accuracy_tta" in validation:
+            msg += f" ({validation['final_val_accuracy_tta']:.4f} with {report['tta']} TTA)"
     print(msg)
     print(f"wrote {final_dir}/: model.keras, report.json, report.md, tensorboard/")

@@ -14,7 +14,9 @@ from tuning.config import (
     DEFAULT_MAX_LR,
     DEFAULT_RUN_DIR,
     DEFAULT_SCHEDULE,
+    DEFAULT_TTA,
     DEFAULT_WARMUP_EPOCHS,
+    TEST_TIME_AUGMENTATIONS,
     TRAIN_ON,
     FinalizeConfig,
     Schedule,
@@ -47,6 +49,13 @@ def build_parser() -> cli.ArgumentParser:
     cli.add_schedule_args(p, Schedule(DEFAULT_SCHEDULE, DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE,
                                       DEFAULT_MAX_LR))  # fmt: skip
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
+    p.add_argument(
+        "--tta",
+        choices=TEST_TIME_AUGMENTATIONS,
+        default=DEFAULT_TTA,
+        help="test-time augmentation: flip averages each image's and its mirror's "
+        "probabilities (%(default)s)",
+    )
     cli.add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")
     cli.add_retraining_args(p, final_augment=",".join(DEFAULT_FINAL_AUGMENT) or "none")
@@ -68,6 +77,7 @@ def config_from_args(args: argparse.Namespace) -> FinalizeConfig:
         epochs_factor=args.epochs_factor,
         lr_scale=args.lr_scale,
         max_lr=args.max_lr,
+        tta=args.tta,
         overwrite=args.overwrite,
         verbose=args.verbose,
     )

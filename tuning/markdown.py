@@ -123,11 +123,22 @@ def final_section_markdown(report: dict) -> list[str]:
         "## Final model (test set, evaluated once)",
         "",
         f"Test accuracy {report['test_accuracy']:.4f} with {report['hyperparameters']}, "
-        f"{report['epochs']} epochs on {report['train_on']}. Details: `final/report.md`.",
+        f"{report['epochs']} epochs on {report['train_on']}{tta_text(report)}. "
+        "Details: `final/report.md`.",
         "",
         "![final](plots/final.png)",
         "",
     ]
+
+
+def tta_text(report: dict) -> str:
+    """How the test accuracy was computed, when not from the single view."""
+    if report.get("tta", "none") == "none":
+        return ""
+    return (
+        f", with {report['tta']} test-time augmentation (the mean of each image's and its "
+        f"mirror's probabilities; single view {report['test_accuracy_single_view']:.4f})"
+    )
 
 
 def final_markdown(report: dict) -> str:
@@ -136,7 +147,8 @@ def final_markdown(report: dict) -> str:
         "# Final model",
         "",
         f"Test accuracy **{report['test_accuracy']:.4f}** (loss {report['test_loss']:.4f}) "
-        f"on the {report['sizes']['test']:,} official test images, evaluated once.",
+        f"on the {report['sizes']['test']:,} official test images, evaluated once"
+        f"{tta_text(report)}.",
         "",
         "| setting | value |",
         "| --- | --- |",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from conftest import SEARCH_ARGS, run_module
 
 from tuning import records
+from tuning.config import DEFAULT_EPOCHS_FACTOR, DEFAULT_TTA
 from tuning.plan import hyperband_plan
 
 
@@ -122,7 +124,8 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     report = json.loads((final / "report.json").read_text())
     best = json.loads((run_dir / "best.json").read_text())
     assert report["hyperparameters"] == best["hyperparameters"]
-    assert report["epochs"] == 2 * best["lineage_epochs"]  # the default --epochs-factor
+    assert report["epochs"] == math.ceil(DEFAULT_EPOCHS_FACTOR * best["lineage_epochs"])
+    assert report["tta"] == DEFAULT_TTA
     assert report["augment"] == ["flip", "erase"] and report["schedule"].startswith("1-epoch")
     searched = best["hyperparameters"]["learning_rate"]  # default --lr-scale 4, --max-lr 0.1
     assert report["peak_learning_rate"] == pytest.approx(min(4 * searched, 0.1))

@@ -55,6 +55,16 @@ def test_evaluate_reports_both_views_from_one_look(lopsided_model, images):
     assert matrix.trace() / len(y) == pytest.approx(with_flip["test_accuracy"])
 
 
+def test_predict_takes_a_channel_axis_and_an_empty_batch(lopsided_model, images):
+    from tuning.training import predict
+
+    x, _ = images
+    for tta in ("none", "flip"):
+        np.testing.assert_array_equal(predict(lopsided_model, x[..., None], tta),
+                                      predict(lopsided_model, x, tta))  # fmt: skip
+        assert predict(lopsided_model, x[:0], tta).shape == (0, 10)
+
+
 def test_unknown_tta_is_refused(lopsided_model, images):
     from tuning.training import evaluate, predict
 

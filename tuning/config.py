@@ -49,12 +49,16 @@ TRAIN_ON = ("train+valid", "train")
 # The finalizer's test-time augmentation: "flip" averages the probabilities of each image and
 # its mirror (tuning.training.predict); measured in docs/accuracy.md, "Towards 0.94".
 TEST_TIME_AUGMENTATIONS = ("flip", "none")
-DEFAULT_TTA = "none"
+DEFAULT_TTA = "flip"
 DEFAULT_ABLATION_SEEDS = 5
 # The search's confirmation stage (tuning.engine.confirm): the top K distinct configurations
 # of Hyperband, retrained from scratch with S seeds each; K = 0 turns it off.
 DEFAULT_CONFIRM_TOP = 3
 DEFAULT_CONFIRM_SEEDS = 2
+# Each confirmation training lasts this many times the configuration's lineage epochs: the
+# finalizer's recipe, at the length its first default had (ranking is the stage's job, and
+# every extra epoch is paid K x S times).
+DEFAULT_CONFIRM_EPOCHS_FACTOR = 2.0
 # Distributed search (tuning.engine): this process's part, and how a trial trains.
 ROLES = ("single", "chief", "worker")
 STRATEGIES = ("none", "mirrored")

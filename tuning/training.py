@@ -133,10 +133,16 @@ def predict(model, x: np.ndarray, tta: str = "none", batch_size: int = 1000) -> 
 
     A mirrored garment is the same garment (the finalizer trains with flips), so the two
     views are two looks at one image; averaging their probabilities is the usual flip
-    test-time augmentation. Works on (N, 28, 28) and (N, 28, 28, 1) arrays alike.
+    test-time augmentation. Takes (N, 28, 28) and (N, 28, 28, 1) arrays alike, and an
+    empty one (which ``model.predict`` itself cannot take).
     """
     if tta not in TEST_TIME_AUGMENTATIONS:
         raise ValueError(f"unknown test-time augmentation {tta!r}")
+    x = np.asarray(x)
+    if x.ndim == 4 and x.shape[-1] == 1:  # the saved model's input is (N, 28, 28)
+        x = x[..., 0]
+    if len(x) == 0:
+        return np.zeros((0, NUM_CLASSES))
     probs = model.predict(x, batch_size=batch_size, verbose=0).astype(np.float64)
     return probs if tta == "none" else mirrored_mean(model, x, probs, batch_size)
 

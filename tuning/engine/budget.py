@@ -24,7 +24,7 @@ import time
 
 import keras
 
-from tuning.config import SearchConfig
+from tuning.config import DEFAULT_CONFIRM_EPOCHS_FACTOR, SearchConfig
 from tuning.cost import Calibration, estimate_seconds, format_duration
 from tuning.plan import hyperband_plan
 from tuning.resume import GracefulStop, SearchInterrupted
@@ -39,7 +39,7 @@ def planned_seconds(config: SearchConfig, calibration: Calibration, n_train: int
     plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
     trials = estimate_seconds(config.space, plan.epochs, plan.trials, images, n_valid, calibration)
     trainings = config.confirm_top * config.confirm_seeds
-    confirm_epochs = trainings * math.ceil(2 * config.max_epochs)  # at most 2 x lineage
+    confirm_epochs = trainings * math.ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR * config.max_epochs)
     confirm = estimate_seconds(
         config.space, confirm_epochs, trainings, images, n_valid, calibration
     )

@@ -14,8 +14,8 @@ from the difference.
 
 The recipe is the finalizer's, not the trials': its default peak rate (``DEFAULT_LR_SCALE``
 x the searched rate, at most ``DEFAULT_MAX_LR``), a ``DEFAULT_WARMUP_EPOCHS`` warm-up then
-cosine decay, ``DEFAULT_FINAL_AUGMENT`` augmentation, for ``ceil(DEFAULT_EPOCHS_FACTOR x``
-the configuration's lineage epochs``)``, with the search's momentum, weight decay, label
+cosine decay, ``DEFAULT_FINAL_AUGMENT`` augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR``
+x the configuration's lineage epochs``)``, with the search's momentum, weight decay, label
 smoothing, batch size and precision. Why: the stage should rank configurations the way the
 finalizer will train them, and a configuration that wins at a constant rate without
 augmentation need not win under warm-up + cosine with augmentation (a high searched rate,
@@ -43,7 +43,7 @@ import numpy as np
 from hypermodels.recipe import Recipe
 from tuning import records
 from tuning.config import (
-    DEFAULT_EPOCHS_FACTOR,
+    DEFAULT_CONFIRM_EPOCHS_FACTOR,
     DEFAULT_FINAL_AUGMENT,
     DEFAULT_LR_SCALE,
     DEFAULT_MAX_LR,
@@ -75,7 +75,7 @@ class Candidate:
 
     @property
     def epochs(self) -> int:
-        return max(1, math.ceil(DEFAULT_EPOCHS_FACTOR * self.lineage_epochs - 1e-9))
+        return max(1, math.ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR * self.lineage_epochs - 1e-9))
 
     @property
     def key(self) -> tuple:
@@ -196,7 +196,7 @@ def confirm_recipe_text() -> str:
     return (
         f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
         f"searched rate, at most {DEFAULT_MAX_LR:g}; augment {','.join(DEFAULT_FINAL_AUGMENT)}; "
-        f"{DEFAULT_EPOCHS_FACTOR:g} x its lineage epochs"
+        f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
     )
 
 

@@ -37,14 +37,17 @@ DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (N
 DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
 SCHEDULES = ("cosine", "constant")
 DEFAULT_WARMUP_EPOCHS = 1
-DEFAULT_EPOCHS_FACTOR = 2.0  # finalize epochs = factor x the best trial's lineage epochs
+# finalize epochs = factor x the best trial's lineage epochs; 4 with translation (phase 5 of
+# docs/accuracy.md: 2 x without it already overfits, and 4 x alone did not help)
+DEFAULT_EPOCHS_FACTOR = 4.0
 # The finalizer's (peak) learning rate = scale x the searched rate, at most DEFAULT_MAX_LR:
 # trials run at a constant rate, while warm-up + cosine decay tolerates a higher peak.
 DEFAULT_LR_SCALE = 4.0  # measured: docs/accuracy.md, "The finalizer's peak rate"
 DEFAULT_MAX_LR = 0.1
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
-# the finalizer's long training on train+valid uses it.
-DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "erase")
+# the finalizer's long training on train+valid uses it, translation (a random crop of the
+# zero-padded, standardized image) included since phase 5.
+DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "translate", "erase")
 TRAIN_ON = ("train+valid", "train")
 # The finalizer's test-time augmentation: "flip" averages the probabilities of each image and
 # its mirror (tuning.training.predict); measured in docs/accuracy.md, "Towards 0.94".
@@ -59,6 +62,9 @@ DEFAULT_CONFIRM_SEEDS = 2
 # finalizer's recipe, at the length its first default had (ranking is the stage's job, and
 # every extra epoch is paid K x S times).
 DEFAULT_CONFIRM_EPOCHS_FACTOR = 2.0
+# ... with the augmentation the finalizer had at that length (translation slows the fit
+# and only pays over the finalizer's 4 x; docs/accuracy.md, phase 5).
+DEFAULT_CONFIRM_AUGMENT: tuple[str, ...] = ("flip", "erase")
 # Distributed search (tuning.engine): this process's part, and how a trial trains.
 ROLES = ("single", "chief", "worker")
 STRATEGIES = ("none", "mirrored")

@@ -12,9 +12,10 @@ index i means the same shuffling (and the same draws for layers of equal shape) 
 the leader is compared with each other configuration seed by seed, which removes that noise
 from the difference.
 
-The recipe is the finalizer's, not the trials': its default peak rate (``DEFAULT_LR_SCALE``
+The recipe is the finalizer's, not the trials' (at the length and augmentation the finalizer
+had when this stage was measured, which cost half of today's): its default peak rate (``DEFAULT_LR_SCALE``
 x the searched rate, at most ``DEFAULT_MAX_LR``), a ``DEFAULT_WARMUP_EPOCHS`` warm-up then
-cosine decay, ``DEFAULT_FINAL_AUGMENT`` augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR``
+cosine decay, ``DEFAULT_CONFIRM_AUGMENT`` augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR``
 x the configuration's lineage epochs``)``, with the search's momentum, weight decay, label
 smoothing, batch size and precision. Why: the stage should rank configurations the way the
 finalizer will train them, and a configuration that wins at a constant rate without
@@ -43,8 +44,8 @@ import numpy as np
 from hypermodels.recipe import Recipe
 from tuning import records
 from tuning.config import (
+    DEFAULT_CONFIRM_AUGMENT,
     DEFAULT_CONFIRM_EPOCHS_FACTOR,
-    DEFAULT_FINAL_AUGMENT,
     DEFAULT_LR_SCALE,
     DEFAULT_MAX_LR,
     DEFAULT_WARMUP_EPOCHS,
@@ -195,14 +196,14 @@ def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None
 def confirm_recipe_text() -> str:
     return (
         f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
-        f"searched rate, at most {DEFAULT_MAX_LR:g}; augment {','.join(DEFAULT_FINAL_AUGMENT)}; "
+        f"searched rate, at most {DEFAULT_MAX_LR:g}; augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
         f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
     )
 
 
 def confirm_recipe(recipe: Recipe) -> Recipe:
     """The search's recipe with the finalizer's augmentation."""
-    return Recipe(**{**recipe.to_dict(), "augment": DEFAULT_FINAL_AUGMENT})
+    return Recipe(**{**recipe.to_dict(), "augment": DEFAULT_CONFIRM_AUGMENT})
 
 
 def train_one(config: SearchConfig, candidate: Candidate, index: int, data: TrainingData,

@@ -68,6 +68,18 @@ def test_summary_uses_complete_pairs_only():
     assert entry["paired"]["method"] == "paired t"
 
 
+def test_summary_compares_the_training_losses_seed_by_seed():
+    # a deep plain network that fits worse: higher training loss in every pair
+    rows = []
+    for seed, (skip_loss, plain_loss) in enumerate([(0.16, 0.23), (0.17, 0.25), (0.15, 0.22)]):
+        rows += [{**_row(16, True, seed, 0.92), "train_loss": skip_loss},
+                 {**_row(16, False, seed, 0.91), "train_loss": plain_loss}]  # fmt: skip
+    (entry,) = ablation_summary(rows)
+    assert entry["paired_train_loss"]["mean_diff"] == pytest.approx(-0.0733, abs=1e-4)
+    assert entry["loss_verdict"].startswith("At 16 blocks, skip connections lower the final")
+    assert "significant difference" in entry["loss_verdict"]
+
+
 @pytest.fixture(scope="module")
 def ablation_run(data_dir, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("abl") / "run"
@@ -96,6 +108,7 @@ def test_ablation_cli_writes_rows_histories_plots_and_report(ablation_run):
     report = (run_dir / "report.md").read_text()
     assert "validation" in report and "reserved" in report and "paired t" in report
     assert "| 1 | 2 |" in report and "| 2 | 2 |" in report
+    assert "**Training loss**" in report and "the final training loss" in report
     assert proc.stdout.count("At ") >= 2 and "report:" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     skip1 = [r["val_accuracy"] for r in rows if r["blocks"] == 1 and r["skip"]]

@@ -89,6 +89,10 @@ def ablation_markdown(meta: dict, summary: list[dict]) -> list[str]:
         lines.append(f"{diverged} training(s) diverged (non-finite loss); they count as scored.")
     lines += ["", "**Verdict**", ""]
     lines += [f"- {e['verdict']}" for e in summary if "verdict" in e]
+    loss_verdicts = [f"- {e['loss_verdict']}" for e in summary if "loss_verdict" in e]
+    if loss_verdicts:  # a deep plain network that fits worse is degradation, not overfitting
+        lines += ["", "**Training loss** (last epoch, skip − plain, the same seeds)", ""]
+        lines += loss_verdicts
     lines += [
         "",
         "![accuracy vs depth](plots/ablation_accuracy.png)",

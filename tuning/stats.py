@@ -143,5 +143,12 @@ def ablation_summary(rows: list[dict]) -> list[dict]:
             )
             entry["paired"] = result.to_dict()
             entry["verdict"] = verdict(blocks, result)
+            # The same seeds' final training losses: how well each arm fits its training set.
+            loss = paired_t(
+                [arms[True][s]["train_loss"] for s in seeds],
+                [arms[False][s]["train_loss"] for s in seeds],
+            )
+            entry["paired_train_loss"] = loss.to_dict()
+            entry["loss_verdict"] = verdict(blocks, loss, "the final training loss")
         out.append(entry)
     return out

@@ -12,11 +12,12 @@ index i means the same shuffling (and the same draws for layers of equal shape) 
 the leader is compared with each other configuration seed by seed, which removes that noise
 from the difference.
 
-The recipe is the finalizer's, not the trials' (at the length and augmentation the finalizer
-had when this stage was measured, which cost half of today's): its default peak rate (``DEFAULT_LR_SCALE``
-x the searched rate, at most ``DEFAULT_MAX_LR``), a ``DEFAULT_WARMUP_EPOCHS`` warm-up then
-cosine decay, ``DEFAULT_CONFIRM_AUGMENT`` augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR``
-x the configuration's lineage epochs``)``, with the search's momentum, weight decay, label
+The recipe is the finalizer's, not the trials' (at the length and augmentation the
+finalizer had when this stage was measured, half of today's length): its default peak
+rate (``DEFAULT_LR_SCALE`` x the searched rate, at most ``DEFAULT_MAX_LR``), a
+``DEFAULT_WARMUP_EPOCHS`` warm-up then cosine decay, ``DEFAULT_CONFIRM_AUGMENT``
+augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR`` x the configuration's lineage
+epochs``)``, with the search's momentum, weight decay, label
 smoothing, batch size and precision. Why: the stage should rank configurations the way the
 finalizer will train them, and a configuration that wins at a constant rate without
 augmentation need not win under warm-up + cosine with augmentation (a high searched rate,

@@ -87,7 +87,8 @@ def verdict(blocks: int, result: PairedResult, metric: str = "validation accurac
             f"{abs(result.mean_diff):.4f} ({ci}): a significant difference at the 5% level."
         )
     return (
-        f"At {depth}, the difference with skip connections is {result.mean_diff:+.4f} "
+        f"At {depth}, the difference in {metric} with skip connections is "
+        f"{result.mean_diff:+.4f} "
         f"({ci}): not significant at the 5% level."
     )
 

@@ -187,4 +187,5 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, tta: str = "none",
 def mirrored_mean(model, x: np.ndarray, single: np.ndarray, batch_size: int):
     """The flip average, reusing the single view's probabilities already computed."""
     mirrored = np.ascontiguousarray(x[:, :, ::-1])
-    return (single + model.predict(mirrored, batch_size=batch_size, verbose=0)) / 2.0
+    mirror = model.predict(mirrored, batch_size=batch_size, verbose=0).astype(np.float64)
+    return (single.astype(np.float64) + mirror) / 2.0

@@ -36,7 +36,7 @@ from hypermodels.recipe import Recipe  # noqa: E402
 from hypermodels.resnet import build_resnet  # noqa: E402
 from tuning.data import load_splits, stratified_take  # noqa: E402
 from tuning.precision import resolve  # noqa: E402
-from tuning.training import mirrored_mean, predict, scores  # noqa: E402
+from tuning.training import predict, scores  # noqa: E402
 
 BASE = {
     "learning_rate": 0.01,
@@ -131,8 +131,7 @@ def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
         verbose=0,
     ).history  # fmt: skip
     seconds = time.perf_counter() - t0
-    single = predict(model, splits.x_valid)
-    flip_accuracy = scores(mirrored_mean(model, splits.x_valid, single, 1000), splits.y_valid)[0]
+    flip_accuracy = scores(predict(model, splits.x_valid, "flip"), splits.y_valid)[0]
     return {
         "setting": name,
         "seed": seed,
@@ -220,9 +219,13 @@ def main() -> int:
     splits = load_splits(args.data_dir, seed=0)
     x_tr, y_tr, _, _ = stratified_take(splits.x_train, splits.y_train, args.train_images, 1)
     out = Path(args.out)
-    rows = list(csv.DictReader(out.open())) if out.is_file() else []
-    if out.is_file() and csv.DictReader(out.open()).fieldnames != FIELDS:
-        p.error(f"{out} was written with other columns; give a new --out")
+    rows: list[dict] = []
+    if out.is_file():
+        with out.open() as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != FIELDS:
+                p.error(f"{out} was written with other columns; give a new --out")
+            rows = list(reader)
     skip = str(not args.no_skip)
 
     def key_of(r: dict) -> tuple:

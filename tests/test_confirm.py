@@ -78,7 +78,8 @@ def test_a_killed_confirmation_resumes_with_only_the_missing_trainings(resumed):
     for row in rows:
         candidate = ranked[row["rank"] - 1]
         assert config_key(row) == candidate.key and row["trial_id"] == candidate.trial_id
-        assert row["epochs"] == candidate.epochs == 2 * candidate.lineage_epochs  # the factor
+        # 2 = DEFAULT_CONFIRM_EPOCHS_FACTOR, not the finalizer's factor
+        assert row["epochs"] == candidate.epochs == 2 * candidate.lineage_epochs
         assert row["seed"] == confirm_seed(7, row["seed_index"])
         assert row["status"] == "ok" and 0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0
         logdir = run_dir / "tensorboard" / "confirm" / f"{row['rank']}_s{row['seed_index']}"

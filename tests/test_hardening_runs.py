@@ -38,15 +38,11 @@ HOLDER = (
 )
 
 
-def env() -> dict[str, str]:
-    return module_env()
-
-
 def hold(run_dir: Path) -> subprocess.Popen:
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(run_dir)],
         cwd=ROOT,
-        env=env(),
+        env=module_env(),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -60,7 +56,7 @@ def start_search(args: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "tuning.search", *args],
             cwd=ROOT,
-            env=env(),
+            env=module_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -12,7 +12,12 @@ import pytest
 from conftest import SEARCH_ARGS, run_module
 
 from tuning import records
-from tuning.config import DEFAULT_EPOCHS_FACTOR, DEFAULT_FINAL_AUGMENT, DEFAULT_TTA
+from tuning.config import (
+    DEFAULT_EPOCHS_FACTOR,
+    DEFAULT_FINAL_AUGMENT,
+    DEFAULT_FINAL_WEIGHT_DECAY,
+    DEFAULT_TTA,
+)
 from tuning.plan import hyperband_plan
 
 
@@ -127,6 +132,7 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     assert report["epochs"] == math.ceil(DEFAULT_EPOCHS_FACTOR * best["lineage_epochs"])
     assert report["tta"] == DEFAULT_TTA
     assert report["augment"] == list(DEFAULT_FINAL_AUGMENT)
+    assert report["weight_decay"] == DEFAULT_FINAL_WEIGHT_DECAY > 0  # the search had none
     assert report["schedule"].startswith("1-epoch")
     searched = best["hyperparameters"]["learning_rate"]  # default --lr-scale 4, --max-lr 0.1
     assert report["peak_learning_rate"] == pytest.approx(min(4 * searched, 0.1))

@@ -15,7 +15,13 @@ from hypermodels.augment import RandomErasing, augmentation
 from hypermodels.optim import SparseSmoothedCrossentropy, warmup_cosine
 from hypermodels.recipe import Recipe, parse_augment
 from hypermodels.resnet import build_resnet
-from tuning.config import FinalizeConfig, RetrainOptions, Schedule
+from tuning import ablate, finalize
+from tuning.config import (
+    DEFAULT_FINAL_WEIGHT_DECAY,
+    FinalizeConfig,
+    RetrainOptions,
+    Schedule,
+)
 from tuning.engine import trial_training_set
 from tuning.final import run_finalize
 
@@ -170,6 +176,22 @@ def test_bad_recipe_flags_are_usage_errors(args, message, tmp_path):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_finalize_weight_decay_defaults_to_its_own_and_search_takes_the_searchs(tmp_path):
+    def options(*argv: str):
+        return finalize.config_from_args(finalize.build_parser().parse_args(argv)).options
+
+    assert options().weight_decay == DEFAULT_FINAL_WEIGHT_DECAY > 0
+    assert options("--weight-decay", "search").weight_decay is None  # the run's value
+    assert options("--weight-decay", "1e-4").weight_decay == 1e-4
+    assert options("--weight-decay", "0").weight_decay == 0.0
+    ablation = ablate.config_from_args(ablate.build_parser().parse_args([]))
+    assert ablation.options.weight_decay is None  # the ablation keeps the search's recipe
+    for bad, message in (("lots", "must be a number or 'search'"), ("2", "must be in [0, 1)")):
+        proc = run_module("tuning.finalize", "--run-dir", str(tmp_path), "--weight-decay", bad)
+        assert proc.returncode == 2 and f"--weight-decay {message}" in proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 def peak_learning_rate(searched: float, scale: float, cap: float) -> tuple[float, str]:

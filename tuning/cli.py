@@ -164,12 +164,15 @@ def add_precision_arg(parser: argparse.ArgumentParser, default: str | None = "au
 
 
 def add_recipe_args(
-    parser: argparse.ArgumentParser, retraining: bool = False, final_augment: str | None = None
+    parser: argparse.ArgumentParser,
+    retraining: bool = False,
+    final_augment: str | None = None,
+    final_weight_decay: float | None = None,
 ) -> None:
     """Weight decay, label smoothing and augmentation; a retraining defaults to the search's.
 
-    ``final_augment`` is the finalizer's own augmentation default; ``--augment search``
-    takes the search's instead.
+    ``final_augment`` and ``final_weight_decay`` are the finalizer's own defaults;
+    ``--augment search`` and ``--weight-decay search`` take the search's instead.
     """
 
     def default(value: object) -> tuple[object, str]:
@@ -178,10 +181,16 @@ def add_recipe_args(
     wd, wd_help = default(DEFAULT_RECIPE.weight_decay)
     ls, ls_help = default(DEFAULT_RECIPE.label_smoothing)
     aug, aug_help = default(",".join(DEFAULT_RECIPE.augment) or "none")
+    own = "%(default)s; 'search' for the search's"
     if final_augment is not None:
-        aug, aug_help = final_augment, "%(default)s; 'search' for the search's"
+        aug, aug_help = final_augment, own
+    if final_weight_decay is not None:
+        wd, wd_help = f"{final_weight_decay:g}", own
     parser.add_argument(
-        "--weight-decay", type=float, default=wd, help=f"decoupled, kernels only ({wd_help})"
+        "--weight-decay",
+        type=float if not retraining else str,
+        default=wd,
+        help=f"decoupled (each step shrinks a kernel by lr x this), kernels only ({wd_help})",
     )
     parser.add_argument("--label-smoothing", type=float, default=ls, help=f"({ls_help})")
     parser.add_argument(
@@ -191,12 +200,16 @@ def add_recipe_args(
     )
 
 
-def add_retraining_args(parser: argparse.ArgumentParser, final_augment: str | None = None) -> None:
+def add_retraining_args(
+    parser: argparse.ArgumentParser,
+    final_augment: str | None = None,
+    final_weight_decay: float | None = None,
+) -> None:
     """Settings a retraining takes from the search run unless given (finalize, ablate)."""
     parser.add_argument("--subset", type=int, help="default: the search's subset")
     parser.add_argument("--batch-size", type=int, help="default: the search's")
     parser.add_argument("--momentum", type=float, help="default: the search's")
-    add_recipe_args(parser, retraining=True, final_augment=final_augment)
+    add_recipe_args(parser, True, final_augment, final_weight_decay)
     add_precision_arg(parser, default=None)
 
 
@@ -307,6 +320,16 @@ def augment_from_arg(text: str | None) -> tuple[str, ...] | None:
         raise UsageError(f"--augment: {exc}") from None
 
 
+def weight_decay_from_arg(text: str | float | None) -> float | None:
+    """A retraining's ``--weight-decay`` as a number; None (and 'search') take the search's."""
+    if text is None or text == "search":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--weight-decay must be a number or 'search', not {text!r}") from None
+
+
 def trial_images_from_arg(value: str | int | None) -> int | None:
     if value is None or isinstance(value, int):
         return value
@@ -352,7 +375,7 @@ def retrain_options_from_args(args: argparse.Namespace) -> RetrainOptions:
         batch_size=args.batch_size,
         precision=args.precision,
         momentum=args.momentum,
-        weight_decay=args.weight_decay,
+        weight_decay=weight_decay_from_arg(args.weight_decay),
         label_smoothing=args.label_smoothing,
         augment=augment_from_arg(args.augment),
     )

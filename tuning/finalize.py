@@ -10,6 +10,7 @@ from tuning import cli
 from tuning.config import (
     DEFAULT_EPOCHS_FACTOR,
     DEFAULT_FINAL_AUGMENT,
+    DEFAULT_FINAL_WEIGHT_DECAY,
     DEFAULT_LR_SCALE,
     DEFAULT_MAX_LR,
     DEFAULT_RUN_DIR,
@@ -58,7 +59,9 @@ def build_parser() -> cli.ArgumentParser:
     )
     cli.add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")
-    cli.add_retraining_args(p, final_augment=",".join(DEFAULT_FINAL_AUGMENT) or "none")
+    cli.add_retraining_args(
+        p, ",".join(DEFAULT_FINAL_AUGMENT) or "none", DEFAULT_FINAL_WEIGHT_DECAY
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing final/")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     return p

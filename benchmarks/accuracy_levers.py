@@ -110,6 +110,7 @@ SETTINGS = {
             "wd5e-3": {"weight_decay": 5e-3},
             "wd1e-3": {"weight_decay": 1e-3},
             "wd1e-2": {"weight_decay": 1e-2},
+            "wd2e-2": {"weight_decay": 2e-2},
             "ls0.1": {"label_smoothing": 0.1},
             "wd5e-3_ls0.1": {"weight_decay": 5e-3, "label_smoothing": 0.1},
         }.items()

@@ -115,6 +115,10 @@ SETTINGS = {
             "wd5e-3_ls0.1": {"weight_decay": 5e-3, "label_smoothing": 0.1},
             # the --seed 1 pipeline's confirmed winner (1 x 64, searched lr 0.01107): its peak
             "wd1e-2_lr0.04426": {"weight_decay": 1e-2, "learning_rate": 0.04426},
+            # its third candidate (3 x 32, searched lr 0.00975)
+            "wd1e-2_lr0.039": {"weight_decay": 1e-2, "learning_rate": 0.039},
+            # and its runner-up (1 x 32, skip on, searched lr 0.02336)
+            "wd1e-2_lr0.09344": {"weight_decay": 1e-2, "learning_rate": 0.09344},
         }.items()
     },
 }

@@ -220,6 +220,27 @@ def summarize(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def key_of(r: dict) -> tuple:
+    """setting, seed, then what makes rows comparable: epochs, images, filters, blocks, skip."""
+    # CSVs written before the --no-skip option hold skip-on networks only (no value).
+    skip_value = r.get("skip")
+    skip_value = True if skip_value in (None, "") else skip_value
+    return (r["setting"], int(r["seed"]), int(r["epochs"]), int(r["train_images"]),
+            int(r["filters"]), int(r["blocks"]), str(skip_value))  # fmt: skip
+
+
+def summarize_all(rows: list[dict]) -> str:
+    """One table per network and length: settings are paired only within one of them."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(key_of(r)[2:], []).append(r)
+    return "\n\n".join(
+        f"{blocks} x {filters}, skip {skip.lower()}, {epochs} epochs, {images} images\n"
+        + summarize(group)
+        for (epochs, images, filters, blocks, skip), group in groups.items()
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir")
@@ -232,11 +253,11 @@ def main() -> int:
     p.add_argument("--no-skip", action="store_true", help="plain network (skip off)")
     p.add_argument("--precision", default="auto")
     p.add_argument("--out", default="docs/accuracy_levers.csv")
-    p.add_argument("--summary", action="store_true", help="only print the table from --out")
+    p.add_argument("--summary", action="store_true", help="only print the tables from --out")
     args = p.parse_args()
     if args.summary:
         with Path(args.out).open() as f:
-            print(summarize(list(csv.DictReader(f))))
+            print(summarize_all(list(csv.DictReader(f))))
         return 0
     args.precision = resolve(args.precision)
     names = [n for n in args.settings.split(",") if n]
@@ -255,13 +276,6 @@ def main() -> int:
                 p.error(f"{out} was written with other columns; give a new --out")
             rows = list(reader)
     skip = str(not args.no_skip)
-
-    def key_of(r: dict) -> tuple:
-        # CSVs written before the --no-skip option hold skip-on networks only (no value).
-        skip_value = r.get("skip")
-        skip_value = True if skip_value in (None, "") else skip_value
-        return (r["setting"], int(r["seed"]), int(r["epochs"]), int(r["train_images"]),
-                int(r["filters"]), int(r["blocks"]), str(skip_value))  # fmt: skip
 
     done = {key_of(r) for r in rows}
     print(f"{len(y_tr)} training images, {len(splits.y_valid)} validation images, "

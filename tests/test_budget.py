@@ -9,24 +9,31 @@ from conftest import run_module
 from tuning import records
 from tuning.config import SearchConfig
 from tuning.cost import Calibration
-from tuning.engine.budget import LADDER, planned_seconds, size_to_budget
+from tuning.engine.budget import ladder, planned_seconds, size_to_budget
 
 CAL = Calibration(flops_per_second=50e9, trial_start_s=1.0)
 
 
+def rung(config: SearchConfig) -> tuple[int, int, int]:
+    return config.hyperband_iterations, config.max_epochs, config.trial_images
+
+
 def test_the_plan_is_the_most_thorough_that_fits():
     config = SearchConfig(time_budget_min=10_000.0)
+    rungs = ladder(config.hyperband_iterations)
+    default = SearchConfig()
+    assert rungs[0] == rung(default)  # a large budget: the default plan
     sized, seconds = size_to_budget(config, CAL, 48000, 12000)
-    assert (sized.max_epochs, sized.trial_images) == LADDER[0]  # a large budget: the default
-    costs = [planned_seconds(SearchConfig(max_epochs=e, trial_images=i), CAL, 48000, 12000)
-             for e, i in LADDER]  # fmt: skip
+    assert rung(sized) == rungs[0]
+    costs = [planned_seconds(SearchConfig(hyperband_iterations=n, max_epochs=e, trial_images=i),
+                             CAL, 48000, 12000) for n, e, i in rungs]  # fmt: skip
     assert costs == sorted(costs, reverse=True)  # each rung is cheaper than the one above
-    for rung, cost in zip(LADDER[1:], costs[1:], strict=True):
+    for step, cost in zip(rungs[1:], costs[1:], strict=True):
         budget = SearchConfig(time_budget_min=cost / 60 * 1.01)
         sized, seconds = size_to_budget(budget, CAL, 48000, 12000)
-        assert (sized.max_epochs, sized.trial_images) == rung and seconds <= cost * 1.01
+        assert rung(sized) == step and seconds <= cost * 1.01
     tiny = size_to_budget(SearchConfig(time_budget_min=0.01), CAL, 48000, 12000)[0]
-    assert (tiny.max_epochs, tiny.trial_images) == LADDER[-1]  # nothing fits: the smallest
+    assert rung(tiny) == rungs[-1]  # nothing fits: the smallest
 
 
 def test_the_confirmation_is_priced_too():
@@ -91,7 +98,7 @@ def test_a_budget_bounds_the_wall_time_of_a_real_search(data_dir, tmp_path):
     proc = run_module("tuning.search", *args)
     wall = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "time budget 0.3 min: plan sized to max_epochs=" in proc.stdout
+    assert "time budget 0.3 min: plan sized to 1 Hyperband iteration(s), max_epochs=" in proc.stdout
     assert "Traceback" not in proc.stderr
     # counted from the command's start; an epoch and the process's exit may come after it
     assert wall < 0.3 * 60 + 30, wall

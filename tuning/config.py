@@ -24,6 +24,10 @@ DEFAULT_PROJECT = "search"
 DEFAULT_RUN_DIR = str(Path(DEFAULT_DIRECTORY) / DEFAULT_PROJECT)
 DEFAULT_MAX_EPOCHS = 9
 DEFAULT_FACTOR = 3
+# Two Hyperband iterations: 34 fresh configurations, about two per network shape under the
+# balanced sampler, with learning rates a decade apart (docs/accuracy.md, "Covering the
+# space"); one iteration's 17 leave most shapes a single learning rate.
+DEFAULT_HYPERBAND_ITERATIONS = 2
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MOMENTUM = 0.9  # the lab used 0 (plain SGD); 0.9 trains far faster at the same cost
 DEFAULT_SEED = 0
@@ -59,6 +63,11 @@ TRAIN_ON = ("train+valid", "train")
 TEST_TIME_AUGMENTATIONS = ("flip", "none")
 DEFAULT_TTA = "flip"
 DEFAULT_ABLATION_SEEDS = 5
+# How Hyperband draws each new configuration (tuning.engine.sampling): "balanced" draws a
+# network shape (blocks x filters x skip) among the least sampled so far; "random" is
+# KerasTuner's independent draw, which runs made before the choice existed used.
+SAMPLERS = ("balanced", "random")
+DEFAULT_SAMPLER = "balanced"
 # The search's confirmation stage (tuning.engine.confirm): the top K distinct configurations
 # of Hyperband, retrained from scratch with S seeds each; K = 0 turns it off.
 DEFAULT_CONFIRM_TOP = 3
@@ -109,7 +118,8 @@ class SearchConfig:
     project_name: str = DEFAULT_PROJECT
     max_epochs: int = DEFAULT_MAX_EPOCHS
     factor: int = DEFAULT_FACTOR
-    hyperband_iterations: int = 1
+    hyperband_iterations: int = DEFAULT_HYPERBAND_ITERATIONS
+    sampler: str = DEFAULT_SAMPLER
     batch_size: int = DEFAULT_BATCH_SIZE
     recipe: Recipe = DEFAULT_RECIPE
     trial_images: int | None = DEFAULT_TRIAL_IMAGES
@@ -143,6 +153,10 @@ class SearchConfig:
         check_training_args(self.batch_size, self.seed)
         _at_least("--trial-images", self.trial_images, 10)
         _at_least("--max-consecutive-failures", self.max_consecutive_failures, 1)
+        if self.sampler not in SAMPLERS:
+            raise UsageError(
+                f"--sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
+            )
         if self.strategy not in STRATEGIES:
             raise UsageError(
                 f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
@@ -181,6 +195,7 @@ class SearchConfig:
             "max_epochs": self.max_epochs,
             "factor": self.factor,
             "hyperband_iterations": self.hyperband_iterations,
+            "sampler": self.sampler,
             "batch_size": self.batch_size,
             **self.recipe.to_dict(),
             "trial_images": self.trial_images,

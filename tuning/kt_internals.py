@@ -15,7 +15,9 @@ Modules imported: ``keras_tuner.src.engine.trial`` (``Trial``, ``TrialStatus``),
 
 Private members used or overridden:
 - ``Oracle``: ``_retry_queue`` (trials to run again), ``_get_oracle_fname``,
-  ``_get_trial_dir``, ``_save_trial`` (overridden: atomic writes), ``end_order``;
+  ``_get_trial_dir``, ``_save_trial`` (overridden: atomic writes), ``end_order``,
+  ``_random_values`` (overridden: balanced sampling), ``_seed_state``, ``_duplicate``,
+  ``_max_collisions``;
 - ``HyperbandOracle``: ``_brackets`` and ``_get_size`` (which checkpoints a later round
   may load);
 - ``Tuner``: ``_build_and_fit_model`` (KerasTuner's documented override point),

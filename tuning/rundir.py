@@ -116,7 +116,10 @@ def recorded_definition(folder: Path) -> dict | None:
     except ProjectError:
         return None
     definition = run.get("definition") if isinstance(run, dict) else None
-    return definition if isinstance(definition, dict) else None
+    if not isinstance(definition, dict):
+        return None
+    # Runs recorded before --sampler existed drew KerasTuner's independent samples.
+    return {"sampler": "random", **definition} if "space" in definition else definition
 
 
 def holds_any(*names: str):

@@ -13,12 +13,15 @@ from tuning.config import (
     DEFAULT_CONFIRM_TOP,
     DEFAULT_DIRECTORY,
     DEFAULT_FACTOR,
+    DEFAULT_HYPERBAND_ITERATIONS,
     DEFAULT_MAX_EPOCHS,
     DEFAULT_MOMENTUM,
     DEFAULT_PROJECT,
     DEFAULT_RESUME_EVERY_S,
+    DEFAULT_SAMPLER,
     DEFAULT_SEED,
     DEFAULT_TRIAL_IMAGES,
+    SAMPLERS,
     SearchConfig,
     make_recipe,
 )
@@ -39,7 +42,20 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--project-name", default=DEFAULT_PROJECT, help="run folder name (%(default)s)")
     p.add_argument("--max-epochs", type=int, default=DEFAULT_MAX_EPOCHS, help="(%(default)s)")
     p.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="(%(default)s)")
-    p.add_argument("--hyperband-iterations", type=int, default=1, help="(%(default)s)")
+    p.add_argument(
+        "--hyperband-iterations",
+        type=int,
+        default=DEFAULT_HYPERBAND_ITERATIONS,
+        help="(%(default)s)",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=DEFAULT_SAMPLER,
+        help="how each new configuration is drawn: 'balanced' takes a network shape (blocks x "
+        "filters x skip) among those sampled least so far, 'random' draws independently as "
+        "KerasTuner does (%(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="(%(default)s)")
     p.add_argument("--subset", type=int, help="keep N stratified training images (quick runs)")
@@ -123,6 +139,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         max_epochs=args.max_epochs,
         factor=args.factor,
         hyperband_iterations=args.hyperband_iterations,
+        sampler=args.sampler,
         batch_size=args.batch_size,
         recipe=recipe,
         trial_images=cli.trial_images_from_arg(args.trial_images),

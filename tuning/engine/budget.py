@@ -29,8 +29,16 @@ from tuning.cost import Calibration, estimate_seconds, format_duration
 from tuning.plan import hyperband_plan
 from tuning.resume import GracefulStop, SearchInterrupted
 
-# (max_epochs, images per trial), most thorough first; the default plan is the first rung.
+# (max_epochs, images per trial), most thorough first; the default plan is the first rung,
+# tried with the run's Hyperband iterations, then with fewer; later rungs use one iteration.
 LADDER = ((9, 12000), (9, 6000), (6, 6000), (3, 6000), (3, 3000), (2, 3000), (1, 3000))
+
+
+def ladder(iterations: int) -> list[tuple[int, int, int]]:
+    """The plans a budget chooses from, as (iterations, max_epochs, images per trial)."""
+    (epochs, images), rest = LADDER[0], LADDER[1:]
+    first = [(n, epochs, images) for n in range(iterations, 0, -1)]
+    return first + [(1, e, i) for e, i in rest]
 
 
 def planned_seconds(config: SearchConfig, calibration: Calibration, n_train: int, n_valid: int):
@@ -52,8 +60,10 @@ def size_to_budget(config: SearchConfig, calibration: Calibration, n_train: int,
     its estimated seconds."""
     budget_s = 60.0 * config.time_budget_min
     sized = config
-    for max_epochs, images in LADDER:
-        sized = dataclasses.replace(config, max_epochs=max_epochs, trial_images=images)
+    for iterations, max_epochs, images in ladder(config.hyperband_iterations):
+        sized = dataclasses.replace(
+            config, hyperband_iterations=iterations, max_epochs=max_epochs, trial_images=images
+        )
         seconds = planned_seconds(sized, calibration, n_train, n_valid)
         if seconds <= budget_s:
             return sized, seconds
@@ -62,7 +72,8 @@ def size_to_budget(config: SearchConfig, calibration: Calibration, n_train: int,
 
 def describe_sizing(config: SearchConfig, seconds: float) -> str:
     return (
-        f"time budget {config.time_budget_min:g} min: plan sized to max_epochs="
+        f"time budget {config.time_budget_min:g} min: plan sized to "
+        f"{config.hyperband_iterations} Hyperband iteration(s), max_epochs="
         f"{config.max_epochs}, {config.trial_images:,} images per trial, confirmation "
         f"{config.confirm_top} x {config.confirm_seeds}; estimated {format_duration(seconds)}"
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import keras_tuner
 
 from tuning import records
+from tuning.config import SAMPLERS
+from tuning.engine.sampling import BalancedDesign
 from tuning.kt_internals import FINISHED, HyperbandOracle, TrialStatus, retry_queue
 
 
@@ -16,7 +19,42 @@ def count_finished(oracle) -> int:
 
 
 class AtomicHyperbandOracle(HyperbandOracle):
-    """KerasTuner's Hyperband oracle, saving its state and trials atomically."""
+    """KerasTuner's Hyperband oracle, saving its state and trials atomically.
+
+    ``sampler="balanced"`` (the default) draws each new configuration's network shape among
+    the shapes sampled least so far (``tuning.engine.sampling``); "random" is KerasTuner's
+    independent draw. Both are reproducible from the seed, across a resume too: the draw
+    depends only on the seed state and the trials, and both are saved.
+    """
+
+    def __init__(self, *args, sampler: str = "balanced", **kwargs):
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+        super().__init__(*args, **kwargs)
+        self.sampler = sampler
+
+    def _random_values(self):
+        balanced = self.sampler == "balanced"
+        design = BalancedDesign.of(self.hyperparameters.space) if balanced else None
+        if design is None:
+            return super()._random_values()
+        counts = design.counts(self.sampled_configurations())
+        rng = random.Random(self._seed_state)
+        self._seed_state += 1
+        for combination in design.preference(counts, rng):
+            values = design.values(combination, counts[combination], self.seed)
+            if not self._duplicate(values):
+                return values
+        return None  # KerasTuner's sign that the space is exhausted
+
+    def sampled_configurations(self) -> list[dict]:
+        """Each distinct configuration of the trials so far (a continuation counts once)."""
+        names = [hp.name for hp in self.hyperparameters.space]
+        seen = {}
+        for trial in self.trials.values():
+            values = trial.hyperparameters.values
+            seen.setdefault(tuple(values.get(name) for name in names), values)
+        return list(seen.values())
 
     @keras_tuner.synchronized
     def drop_tuner(self, tuner_id: str) -> str | None:

@@ -82,6 +82,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         max_epochs: int = 9,
         factor: int = 3,
         hyperband_iterations: int = 1,
+        sampler: str = "balanced",
         seed: int = 0,
         max_consecutive_failed_trials: int = 3,
         planned_trials: int | None = None,
@@ -102,6 +103,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
             max_epochs=max_epochs,
             factor=factor,
             hyperband_iterations=hyperband_iterations,
+            sampler=sampler,
             # KerasTuner replaces a falsy seed (our default 0) by a random one.
             seed=seed + 1,
             max_consecutive_failed_trials=max_consecutive_failed_trials,

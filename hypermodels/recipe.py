@@ -46,9 +46,12 @@ class Recipe:
     weight_decay: float = 0.0  # decoupled, kernels only
     label_smoothing: float = 0.0
     augment: tuple[str, ...] = ()
+    # Batch normalization's moving-average momentum, Keras' default (the lab's); PyTorch's
+    # default momentum 0.1 is 0.9 here.
+    bn_momentum: float = 0.99
 
     def __post_init__(self) -> None:
-        for name in ("momentum", "weight_decay", "label_smoothing"):
+        for name in ("momentum", "weight_decay", "label_smoothing", "bn_momentum"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
                 raise ValueError(f"{name} must be in [0, 1), not {value}")
@@ -66,13 +69,14 @@ class Recipe:
             "weight_decay": self.weight_decay,
             "label_smoothing": self.label_smoothing,
             "augment": list(self.augment),
+            "bn_momentum": self.bn_momentum,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Recipe:
         """Read back ``to_dict``; settings a record lacks take the lab's (off) value."""
-        known = {k: d[k] for k in ("momentum", "nesterov", "weight_decay", "label_smoothing")
-                 if d.get(k) is not None}  # fmt: skip
+        names = ("momentum", "nesterov", "weight_decay", "label_smoothing", "bn_momentum")
+        known = {k: d[k] for k in names if d.get(k) is not None}
         return cls(**known, augment=tuple(d.get("augment") or ()))
 
     def describe(self) -> str:
@@ -80,5 +84,6 @@ class Recipe:
         momentum = f"momentum {self.momentum:g}" + (" (Nesterov)" if self.nesterov else "")
         return (
             f"{momentum}, weight decay {self.weight_decay:g}, label smoothing "
-            f"{self.label_smoothing:g}, augment {','.join(self.augment) or 'none'}"
+            f"{self.label_smoothing:g}, augment {','.join(self.augment) or 'none'}, "
+            f"batch-norm momentum {self.bn_momentum:g}"
         )

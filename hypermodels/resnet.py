@@ -36,7 +36,9 @@ IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
 
-def residual_block(x, filters: int, skip: bool, name: str, fused_batchnorm: bool = True):
+def residual_block(
+    x, filters: int, skip: bool, name: str, fused_batchnorm: bool = True, bn_momentum: float = 0.99
+):
     """conv -> BN -> ReLU -> conv -> BN -> (+ input) -> ReLU.
 
     ``fused_batchnorm`` trains the BN layers with TensorFlow's fused kernel (same
@@ -47,12 +49,12 @@ def residual_block(x, filters: int, skip: bool, name: str, fused_batchnorm: bool
     y = layers.Conv2D(
         filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv1"
     )(x)
-    y = batchnorm(name=f"{name}_bn1")(y)
+    y = batchnorm(momentum=bn_momentum, name=f"{name}_bn1")(y)
     y = layers.Activation("relu", name=f"{name}_relu1")(y)
     y = layers.Conv2D(
         filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv2"
     )(y)
-    y = batchnorm(name=f"{name}_bn2")(y)
+    y = batchnorm(momentum=bn_momentum, name=f"{name}_bn2")(y)
     if skip:
         y = layers.Add(name=f"{name}_add")([y, shortcut])
     return layers.Activation("relu", name=f"{name}_out")(y)
@@ -102,7 +104,7 @@ def build_resnet(
     augment_stage = augmentation(recipe.augment)
     if augment_stage is not None:
         x = augment_stage(x)
-    outputs = body_and_head(x, blocks, filters, skip, fused_batchnorm)
+    outputs = body_and_head(x, blocks, filters, skip, fused_batchnorm, recipe.bn_momentum)
     model = keras.Model(
         inputs, outputs, name=f"resnet_b{blocks}_f{filters}_{'skip' if skip else 'plain'}"
     )
@@ -110,7 +112,9 @@ def build_resnet(
     return model
 
 
-def body_and_head(x, blocks: int, filters: int, skip: bool, fused_batchnorm: bool = True):
+def body_and_head(
+    x, blocks: int, filters: int, skip: bool, fused_batchnorm: bool = True, bn_momentum=0.99
+):
     """Stem, residual blocks and classifier, from standardized (and augmented) images."""
     # The stem has the blocks' width so that the identity shortcut needs no projection.
     x = layers.Conv2D(
@@ -118,7 +122,7 @@ def body_and_head(x, blocks: int, filters: int, skip: bool, fused_batchnorm: boo
     )(x)
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
     for i in range(blocks):
-        x = residual_block(x, filters, skip, f"block{i + 1}", fused_batchnorm)
+        x = residual_block(x, filters, skip, f"block{i + 1}", fused_batchnorm, bn_momentum)
     x = layers.MaxPooling2D(2, name="head_pool")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(256, activation="relu", kernel_initializer="he_normal", name="dense")(x)

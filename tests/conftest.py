@@ -90,7 +90,8 @@ def popen_module(module: str, *args: str, stdout=subprocess.PIPE, stderr=subproc
 # Without the confirmation stage: these tests are about Hyperband and best.json as its best
 # trial; tests/test_confirm.py turns the stage on by adding its own --confirm-top.
 SEARCH_ARGS = [
-    "--subset", "300", "--max-epochs", "3", "--factor", "3", "--seed", "7",
+    "--subset", "300", "--max-epochs", "3", "--factor", "3", "--hyperband-iterations", "1",
+    "--seed", "7",
     "--blocks", "1:2", "--filters", "8,16", "--learning-rate", "1e-3:1e-1",
     "--batch-size", "64", "--verbose", "0", "--confirm-top", "0",
 ]  # fmt: skip

@@ -36,6 +36,8 @@ def call(module, argv, capsys):
         (["--subset", "0"], "--subset must be positive"),
         (["--resume-every", "-1"], "--resume-every must be a number of seconds"),
         (["--project-name", "a/b"], "plain folder name"),
+        (["--sampler", "sobol"], "--sampler: invalid choice: 'sobol'"),
+        (["--bn-momentum", "1"], "--bn-momentum must be in [0, 1)"),
     ],
 )
 def test_search_usage_errors(argv, message, capsys, tmp_path):

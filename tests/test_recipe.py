@@ -103,6 +103,18 @@ def test_weight_decay_spares_biases_and_batch_norm():
     assert not any(("bias" in p or "gamma" in p or "beta" in p) for p in decayed)
 
 
+def test_batch_norm_momentum_reaches_every_batch_norm_layer_and_the_record():
+    model = build_resnet(2, 8, False, 0.01, Recipe(bn_momentum=0.9))
+    bns = [layer for layer in model.layers if "_bn" in layer.name]
+    assert len(bns) == 4 and all(layer.momentum == 0.9 for layer in bns)
+    assert Recipe.from_dict(Recipe(bn_momentum=0.9).to_dict()).bn_momentum == 0.9
+    old = Recipe().to_dict()
+    del old["bn_momentum"]  # a record from before the setting existed: Keras' default
+    assert Recipe.from_dict(old).bn_momentum == 0.99
+    with pytest.raises(ValueError, match="bn_momentum must be in"):
+        Recipe(bn_momentum=1.0)
+
+
 def test_a_model_with_the_whole_recipe_trains_saves_and_reloads(tmp_path):
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -239,3 +251,4 @@ def test_the_run_definition_records_the_recipe(search_run):
     definition = json.loads((search_run[0] / "run.json").read_text())["definition"]
     assert definition["augment"] == [] and definition["trial_images"] == 12000
     assert definition["weight_decay"] == 0.0 and definition["label_smoothing"] == 0.0
+    assert definition["bn_momentum"] == 0.9 and definition["sampler"] == "balanced"

@@ -21,6 +21,9 @@ from tuning.errors import ProjectError, UsageError
 from tuning.lock import LOCK_NAME
 
 RUN_FILE = "run.json"
+# A search definition's settings that older runs lack, at the value those runs used:
+# KerasTuner's independent draw, and Keras' batch-normalization momentum.
+RECORDED_BEFORE = {"sampler": "random", "bn_momentum": 0.99}
 
 
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -118,8 +121,10 @@ def recorded_definition(folder: Path) -> dict | None:
     definition = run.get("definition") if isinstance(run, dict) else None
     if not isinstance(definition, dict):
         return None
-    # Runs recorded before --sampler existed drew KerasTuner's independent samples.
-    return {"sampler": "random", **definition} if "space" in definition else definition
+    if "space" not in definition:
+        return definition
+    # Settings a run recorded before they existed had at the values of that time.
+    return {**RECORDED_BEFORE, **definition}
 
 
 def holds_any(*names: str):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from tuning import cli
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_BN_MOMENTUM,
     DEFAULT_CONFIRM_SEEDS,
     DEFAULT_CONFIRM_TOP,
     DEFAULT_DIRECTORY,
@@ -96,6 +97,13 @@ def build_parser() -> cli.ArgumentParser:
     cli.add_search_space_args(p)
     p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=DEFAULT_BN_MOMENTUM,
+        help="batch normalization's moving-average momentum; Keras' default is 0.99, too slow "
+        "for one-epoch trials (%(default)s)",
+    )
     cli.add_recipe_args(p)
     p.add_argument(
         "--trial-images",
@@ -130,6 +138,7 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
         augment=cli.augment_from_arg(args.augment) or (),
+        bn_momentum=args.bn_momentum,
     )
     return SearchConfig(
         space=cli.space_from_args(args),

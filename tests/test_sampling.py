@@ -1,0 +1,162 @@
+"""The balanced sampler: every network shape before any twice, reproducible, resumable."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import keras_tuner
+import pytest
+
+from hypermodels.recipe import Recipe
+from hypermodels.resnet import hp_values
+from hypermodels.space import SearchSpace
+from tuning import rundir
+from tuning.config import SearchConfig
+from tuning.engine.oracle import AtomicHyperbandOracle
+from tuning.engine.sampling import BalancedDesign, van_der_corput
+from tuning.errors import UsageError
+from tuning.kt_internals import Trial
+
+SHAPE = ("blocks", "filters", "skip")
+
+
+def make_oracle(space: SearchSpace | None = None, seed: int = 0, sampler: str = "balanced"):
+    hp = keras_tuner.HyperParameters()
+    hp_values(hp, space or SearchSpace())
+    return AtomicHyperbandOracle(
+        "val_accuracy", max_epochs=9, factor=3, seed=seed + 1, sampler=sampler, hyperparameters=hp
+    )
+
+
+def draw(oracle, n: int) -> list[dict]:
+    """n fresh configurations, each recorded as a trial the way Hyperband records it."""
+    out = []
+    for _ in range(n):
+        values = oracle._random_values()
+        if values is None:
+            break
+        trial = Trial(oracle.hyperparameters.copy(), trial_id=f"{len(oracle.trials):04d}")
+        trial.hyperparameters.values.update(values)
+        oracle.trials[trial.trial_id] = trial
+        oracle._tried_so_far.add(oracle._compute_values_hash(values))
+        out.append(values)
+    return out
+
+
+def shape(values: dict) -> tuple:
+    return tuple(values[name] for name in SHAPE)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_shape_once_before_any_twice(seed):
+    values = draw(make_oracle(seed=seed), 32)
+    first, second = Counter(map(shape, values[:16])), Counter(map(shape, values[16:]))
+    assert len(first) == 16 and set(first.values()) == {1}  # blocks 1-4 x filters 2 x skip 2
+    assert first == second
+    space = SearchSpace()
+    assert all(space.lr_min <= v["learning_rate"] <= space.lr_max for v in values)
+
+
+def test_a_shapes_two_learning_rates_lie_half_the_log_range_apart():
+    values = draw(make_oracle(seed=5), 32)
+    by_shape: dict[tuple, list[float]] = {}
+    for v in values:
+        by_shape.setdefault(shape(v), []).append(math.log10(v["learning_rate"]))
+    decades = math.log10(SearchSpace().lr_max / SearchSpace().lr_min)
+    for first, second in by_shape.values():
+        gap = abs(first - second) / decades  # on the circle of the shifted sequence
+        assert min(gap, 1 - gap) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_marginals_stay_uniform_over_seeds():
+    """The first draw of many seeds: every shape, and both halves of the rate range."""
+    firsts = [draw(make_oracle(seed=s), 1)[0] for s in range(400)]
+    counts = Counter(map(shape, firsts))
+    assert len(counts) == 16 and min(counts.values()) >= 10  # 25 expected of each
+    low = sum(v["learning_rate"] < 1e-2 for v in firsts)  # the log-uniform median
+    assert 150 < low < 250
+
+
+def test_the_same_seed_draws_the_same_and_another_seed_differs():
+    assert draw(make_oracle(seed=3), 20) == draw(make_oracle(seed=3), 20)
+    assert draw(make_oracle(seed=3), 20) != draw(make_oracle(seed=4), 20)
+
+
+def test_a_resumed_oracle_continues_the_same_sequence():
+    whole = draw(make_oracle(seed=2), 24)
+    first = make_oracle(seed=2)
+    draw(first, 10)
+    resumed = make_oracle(seed=2)
+    resumed.set_state(first.get_state())  # what oracle.json holds
+    resumed.trials = dict(first.trials)  # what the trial folders hold
+    resumed._tried_so_far = set(first._tried_so_far)
+    assert draw(resumed, 14) == whole[10:]
+
+
+def test_continuations_do_not_count_as_new_samples():
+    oracle = make_oracle(seed=0)
+    (values,) = draw(oracle, 1)
+    continued = Trial(oracle.hyperparameters.copy(), trial_id="0001")
+    continued.hyperparameters.values.update({**values, "tuner/trial_id": "0000"})
+    oracle.trials["0001"] = continued
+    assert len(oracle.sampled_configurations()) == 1
+    assert shape(values) not in map(shape, draw(oracle, 15))
+
+
+def test_random_sampler_is_keras_tuners_draw():
+    ours = draw(make_oracle(seed=6, sampler="random"), 12)
+    hp = keras_tuner.HyperParameters()
+    hp_values(hp, SearchSpace())
+    plain = keras_tuner.oracles.HyperbandOracle(
+        "val_accuracy", max_epochs=9, factor=3, seed=7, hyperparameters=hp
+    )
+    assert ours == draw(plain, 12)
+
+
+def test_a_space_without_a_continuous_rate_is_exhausted_after_each_shape():
+    space = SearchSpace(blocks_min=1, blocks_max=2, lr_min=0.01, lr_max=0.01)
+    values = draw(make_oracle(space), 10)
+    assert len(values) == 8 and len(set(map(shape, values))) == 8  # then None: exhausted
+
+
+def test_balancing_applies_only_where_it_can():
+    assert BalancedDesign.of(keras_tuner.HyperParameters().space) is None  # empty
+    hp = keras_tuner.HyperParameters()
+    hp.Float("lr", 1e-3, 1e-1, sampling="log")
+    assert BalancedDesign.of(hp.space) is None  # nothing discrete to balance
+    hp = keras_tuner.HyperParameters()
+    kind = hp.Choice("kind", ["a", "b"])
+    with hp.conditional_scope("kind", ["a"]):
+        hp.Int("units", 1, 4)
+    assert kind and BalancedDesign.of(hp.space) is None  # conditional: KerasTuner's draw
+    hp = keras_tuner.HyperParameters()
+    hp.Int("wide", 1, 10_000)
+    assert BalancedDesign.of(hp.space) is None  # too many combinations to enumerate
+
+
+def test_van_der_corput():
+    assert [van_der_corput(n) for n in range(6)] == [0, 0.5, 0.25, 0.75, 0.125, 0.625]
+
+
+def test_the_sampler_is_part_of_the_definition():
+    config = SearchConfig()
+    assert config.sampler == "balanced"
+    random_run = SearchConfig(sampler="random").definition({}, "float32")
+    assert config.definition({}, "float32") != random_run
+    with pytest.raises(UsageError, match="--sampler must be one of balanced, random"):
+        SearchConfig(sampler="sobol")
+
+
+def test_a_run_recorded_before_the_sampler_resumes_only_as_it_was(tmp_path):
+    """run.json files from before --sampler and --bn-momentum: KerasTuner's draw, Keras' 0.99."""
+    then = SearchConfig(sampler="random", recipe=Recipe(momentum=0.9, bn_momentum=0.99))
+    old = then.definition({}, "float32")
+    del old["sampler"], old["bn_momentum"]
+    (tmp_path / rundir.RUN_FILE).write_text(json.dumps({"definition": old}))
+    recorded = rundir.recorded_definition(tmp_path)
+    assert recorded["sampler"] == "random" and recorded["bn_momentum"] == 0.99
+    assert rundir.differences(recorded, then.definition({}, "float32")) == []
+    diffs = rundir.differences(recorded, SearchConfig().definition({}, "float32"))
+    assert diffs == ["bn_momentum: 0.99 -> 0.9", "sampler: 'random' -> 'balanced'"]

@@ -78,7 +78,8 @@ def build_resnet(
     ``precision`` is a Keras dtype policy ("float32", "mixed_bfloat16", ...); it is set
     here because ``keras.backend.clear_session()`` (which KerasTuner calls before every
     trial) resets the global policy. ``recipe`` (default: the lab's plain SGD) sets the
-    optimizer, the loss and the augmentation, which runs on training batches only;
+    optimizer, the loss, the augmentation, which runs on training batches only, and batch
+    normalization's moving-average momentum;
     ``learning_rate`` may be a schedule (the finalizer's warm-up + cosine decay).
     ``fused_batchnorm=False`` builds Keras' own BatchNormalization layers (for saving).
     """
@@ -141,11 +142,15 @@ def inference_copy(
 
     Augmentation is the identity at inference, and the fused batch normalization computes
     inference with Keras' own code; building the copy without either makes the saved model
-    plain Keras layers, loadable with ``keras.models.load_model`` alone.
+    plain Keras layers, loadable with ``keras.models.load_model`` alone. The batch-norm
+    layers keep the momentum they were trained with, so the saved model says so.
     """
+    momenta = {x.momentum for x in model.layers if isinstance(x, layers.BatchNormalization)}
+    recipe = Recipe(bn_momentum=momenta.pop()) if len(momenta) == 1 else None
     clean = build_resnet(
-        **hp, mean=mean, variance=variance, precision=precision, fused_batchnorm=False
-    )
+        **hp, recipe=recipe, mean=mean, variance=variance, precision=precision,
+        fused_batchnorm=False,
+    )  # fmt: skip
     for layer in clean.layers:
         layer.set_weights(model.get_layer(layer.name).get_weights())
     return clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from conftest import run_module
@@ -36,6 +37,16 @@ def test_the_plan_is_the_most_thorough_that_fits():
     assert rung(tiny) == rungs[-1]  # nothing fits: the smallest
 
 
+def test_more_iterations_are_tried_before_fewer_epochs():
+    assert ladder(2)[:3] == [(2, 9, 12000), (1, 9, 12000), (1, 9, 6000)]
+    config = SearchConfig(hyperband_iterations=2)
+    two = planned_seconds(config, CAL, 48000, 12000)
+    one = planned_seconds(SearchConfig(), CAL, 48000, 12000)
+    sized, _ = size_to_budget(dataclasses.replace(config, time_budget_min=(one + two) / 2 / 60),
+                              CAL, 48000, 12000)  # fmt: skip
+    assert rung(sized) == (1, 9, 12000)  # two iterations do not fit, one does
+
+
 def test_the_confirmation_is_priced_too():
     with_stage = SearchConfig(confirm_top=3, confirm_seeds=2)
     without = SearchConfig(confirm_top=0)
@@ -48,8 +59,6 @@ def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
     data_dir, tmp_path, monkeypatch
 ):
     """The deadline is made to pass after the first trial (deterministic on any machine)."""
-    import dataclasses
-
     from hypermodels import SearchSpace
     from tuning.config import FinalizeConfig, RetrainOptions
     from tuning.engine import budget, search

@@ -14,7 +14,7 @@ from conftest import run_module
 from hypermodels.augment import RandomErasing, augmentation
 from hypermodels.optim import SparseSmoothedCrossentropy, warmup_cosine
 from hypermodels.recipe import Recipe, parse_augment
-from hypermodels.resnet import build_resnet
+from hypermodels.resnet import build_resnet, inference_copy
 from tuning import ablate, finalize
 from tuning.config import (
     DEFAULT_FINAL_WEIGHT_DECAY,
@@ -113,6 +113,10 @@ def test_batch_norm_momentum_reaches_every_batch_norm_layer_and_the_record():
     assert Recipe.from_dict(old).bn_momentum == 0.99
     with pytest.raises(ValueError, match="bn_momentum must be in"):
         Recipe(bn_momentum=1.0)
+    copy = inference_copy(model, {"blocks": 2, "filters": 8, "skip": False, "learning_rate": 0.01})
+    assert {x.momentum for x in copy.layers if isinstance(x, keras.layers.BatchNormalization)} == {
+        0.9
+    }
 
 
 def test_a_model_with_the_whole_recipe_trains_saves_and_reloads(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 from collections import Counter
@@ -40,6 +42,7 @@ def draw(oracle, n: int) -> list[dict]:
         trial = Trial(oracle.hyperparameters.copy(), trial_id=f"{len(oracle.trials):04d}")
         trial.hyperparameters.values.update(values)
         oracle.trials[trial.trial_id] = trial
+        oracle.start_order.append(trial.trial_id)
         oracle._tried_so_far.add(oracle._compute_values_hash(values))
         out.append(values)
     return out
@@ -84,15 +87,47 @@ def test_the_same_seed_draws_the_same_and_another_seed_differs():
     assert draw(make_oracle(seed=3), 20) != draw(make_oracle(seed=4), 20)
 
 
-def test_a_resumed_oracle_continues_the_same_sequence():
-    whole = draw(make_oracle(seed=2), 24)
-    first = make_oracle(seed=2)
-    draw(first, 10)
-    resumed = make_oracle(seed=2)
-    resumed.set_state(first.get_state())  # what oracle.json holds
-    resumed.trials = dict(first.trials)  # what the trial folders hold
-    resumed._tried_so_far = set(first._tried_so_far)
-    assert draw(resumed, 14) == whole[10:]
+def run_trials(oracle, n: int) -> list[dict]:
+    """n trials through KerasTuner's own create/update/end calls, as the tuner makes them."""
+    out = []
+    with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's trial display
+        for i in range(n):
+            trial = oracle.create_trial(f"tuner{i}")
+            out.append({k: v for k, v in trial.hyperparameters.values.items() if "/" not in k})
+            oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5 + 0.01 * i})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+        oracle.save()  # as the tuner's next request would
+    return out
+
+
+def on_disk(tmp_path, name: str, seed: int = 2):
+    oracle = make_oracle(seed=seed)
+    oracle._set_project_dir(str(tmp_path), name)
+    return oracle
+
+
+def test_a_resumed_oracle_continues_the_same_sequence(tmp_path):
+    whole = run_trials(on_disk(tmp_path, "whole"), 9)  # bracket 2's first round
+    run_trials(on_disk(tmp_path, "resumed"), 5)
+    resumed = on_disk(tmp_path, "resumed")
+    resumed.reload()  # oracle.json and the trial files, as a restarted search reads them
+    assert run_trials(resumed, 4) == whole[5:]
+
+
+def test_a_trial_file_the_oracle_never_recorded_does_not_shift_the_draws(tmp_path):
+    """Killed between KerasTuner's trial.json and oracle.json writes: the resumed run draws
+    what the uninterrupted one drew."""
+    whole = run_trials(on_disk(tmp_path, "whole"), 7)
+    killed = on_disk(tmp_path, "killed")
+    run_trials(killed, 5)
+    state = (tmp_path / "killed" / "oracle.json").read_bytes()
+    run_trials(killed, 1)  # trial 0005 written ...
+    (tmp_path / "killed" / "oracle.json").write_bytes(state)  # ... but not its oracle state
+    resumed = on_disk(tmp_path, "killed")
+    resumed.reload()
+    assert "0005" in resumed.trials and "0005" not in resumed.start_order
+    assert run_trials(resumed, 2) == whole[5:]
 
 
 def test_continuations_do_not_count_as_new_samples():
@@ -101,8 +136,27 @@ def test_continuations_do_not_count_as_new_samples():
     continued = Trial(oracle.hyperparameters.copy(), trial_id="0001")
     continued.hyperparameters.values.update({**values, "tuner/trial_id": "0000"})
     oracle.trials["0001"] = continued
-    assert len(oracle.sampled_configurations()) == 1
-    assert shape(values) not in map(shape, draw(oracle, 15))
+    oracle.start_order.append("0001")
+    design = BalancedDesign.of(oracle.hyperparameters.space)
+    assert design.counts(oracle.sampled_configurations()) == {shape(values): 1}
+
+
+def test_neighbouring_seeds_draw_different_sequences():
+    """Draw k of seed s+1 must not be draw k+1 of seed s (a seed state that only counts up)."""
+    first, second = draw(make_oracle(seed=0), 9), draw(make_oracle(seed=1), 9)
+    shifted = sum(shape(a) == shape(b) for a, b in zip(first[1:], second, strict=False))
+    assert shifted <= 4  # about 8/16 expected by chance; a shift would give all 8
+
+
+def test_a_stepped_range_is_covered_before_the_space_runs_out():
+    hp = keras_tuner.HyperParameters()
+    hp.Float("rate", 0.0, 1.0, step=0.25)
+    hp.Boolean("flag")
+    oracle = AtomicHyperbandOracle("val_accuracy", max_epochs=9, factor=3, seed=1,
+                                   hyperparameters=hp)  # fmt: skip
+    values = draw(oracle, 12)
+    assert len(values) == 10  # all 5 x 2 configurations, then exhausted
+    assert len({(v["rate"], v["flag"]) for v in values}) == 10
 
 
 def test_random_sampler_is_keras_tuners_draw():
@@ -132,8 +186,8 @@ def test_balancing_applies_only_where_it_can():
         hp.Int("units", 1, 4)
     assert kind and BalancedDesign.of(hp.space) is None  # conditional: KerasTuner's draw
     hp = keras_tuner.HyperParameters()
-    hp.Int("wide", 1, 10_000)
-    assert BalancedDesign.of(hp.space) is None  # too many combinations to enumerate
+    hp.Int("wide", 1, 10**12)
+    assert BalancedDesign.of(hp.space) is None  # too many to enumerate, and never built
 
 
 def test_van_der_corput():

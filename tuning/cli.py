@@ -209,6 +209,9 @@ def add_retraining_args(
     parser.add_argument("--subset", type=int, help="default: the search's subset")
     parser.add_argument("--batch-size", type=int, help="default: the search's")
     parser.add_argument("--momentum", type=float, help="default: the search's")
+    parser.add_argument(
+        "--bn-momentum", type=float, help="batch normalization's (default: the search's)"
+    )
     add_recipe_args(parser, True, final_augment, final_weight_decay)
     add_precision_arg(parser, default=None)
 
@@ -378,4 +381,5 @@ def retrain_options_from_args(args: argparse.Namespace) -> RetrainOptions:
         weight_decay=weight_decay_from_arg(args.weight_decay),
         label_smoothing=args.label_smoothing,
         augment=augment_from_arg(args.augment),
+        bn_momentum=args.bn_momentum,
     )

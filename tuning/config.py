@@ -247,6 +247,7 @@ class RetrainOptions:
     weight_decay: float | None = None
     label_smoothing: float | None = None
     augment: tuple[str, ...] | None = None
+    bn_momentum: float | None = None
 
     def __post_init__(self) -> None:
         if self.subset is not None and self.subset < 1:
@@ -264,6 +265,7 @@ class RetrainOptions:
             "weight_decay": self.weight_decay,
             "label_smoothing": self.label_smoothing,
             "augment": self.augment,
+            "bn_momentum": self.bn_momentum,
         }
 
 

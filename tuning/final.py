@@ -120,6 +120,7 @@ def final_report(config, choice: Choice, settings, data: FitData, trained: Train
         "weight_decay": settings.recipe.weight_decay,
         "label_smoothing": settings.recipe.label_smoothing,
         "augment": list(settings.recipe.augment),
+        "bn_momentum": settings.recipe.bn_momentum,
         "epochs": epochs,
         "epochs_source": epochs_source,
         "batch_size": settings.batch_size,

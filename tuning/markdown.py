@@ -38,6 +38,7 @@ def ablation_settings(meta: dict) -> list[str]:
         f"{' (Nesterov)' if d.get('nesterov') else ''} |",
         f"| learning-rate schedule | {schedule} |",
         f"| weight decay / label smoothing / augmentation | {regularization} |",
+        f"| batch-norm momentum | {d.get('bn_momentum', 0.99):g} |",
         f"| epochs | {d['epochs']} |",
         f"| batch size | {d['batch_size']} |",
         f"| data | train {meta['sizes']['train']:,} / valid {meta['sizes']['valid']:,} images"
@@ -165,6 +166,7 @@ def final_markdown(report: dict) -> str:
         f"| weight decay | {report['weight_decay']:g} |",
         f"| label smoothing | {report['label_smoothing']:g} |",
         f"| augmentation | {', '.join(report['augment']) or 'none'} |",
+        f"| batch-norm momentum | {report.get('bn_momentum', 0.99):g} |",
         f"| epochs | {report['epochs']} ({report['epochs_source']}) |",
         f"| batch size | {report['batch_size']} |",
         f"| precision | {report['precision']} |",

@@ -119,11 +119,13 @@ def recorded_definition(folder: Path) -> dict | None:
     except ProjectError:
         return None
     definition = run.get("definition") if isinstance(run, dict) else None
-    if not isinstance(definition, dict):
-        return None
-    if "space" not in definition:
+    return with_recorded_defaults(definition) if isinstance(definition, dict) else None
+
+
+def with_recorded_defaults(definition: dict) -> dict:
+    """A search definition with the settings it predates, at the values of its time."""
+    if "space" not in definition:  # not a search's
         return definition
-    # Settings a run recorded before they existed had at the values of that time.
     return {**RECORDED_BEFORE, **definition}
 
 

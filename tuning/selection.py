@@ -17,14 +17,14 @@ from hypermodels.space import check_hyperparameters
 from tuning import records
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
-    DEFAULT_MOMENTUM,
+    DEFAULT_RECIPE,
     DEFAULT_SEED,
     RetrainOptions,
     make_recipe,
 )
 from tuning.errors import ProjectError, UsageError
 from tuning.precision import resolve as resolve_precision
-from tuning.rundir import read_run
+from tuning.rundir import RECORDED_BEFORE, read_run
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,10 @@ def inherited_settings(run_dir: Path, options: RetrainOptions) -> TrainingSettin
     """
     run = read_run(run_dir)
     definition = run.get("definition", {})
-    # A run without run.json (explicit --hyperparameters) trains with the search's defaults.
-    searched = Recipe.from_dict({"momentum": DEFAULT_MOMENTUM, **definition})
+    # A run without run.json (explicit --hyperparameters) trains with the search's defaults;
+    # a recorded run as it was recorded (older records lack later settings: their values then).
+    base = DEFAULT_RECIPE.to_dict() | (RECORDED_BEFORE if definition else {})
+    searched = Recipe.from_dict({**base, **definition})
     recipe = make_recipe(**{**searched.to_dict(), **_given(options.recipe_changes())})
     return TrainingSettings(
         seed=_pick(options.seed, definition.get("seed", DEFAULT_SEED)),

@@ -39,19 +39,31 @@ class AtomicHyperbandOracle(HyperbandOracle):
         if design is None:
             return super()._random_values()
         counts = design.counts(self.sampled_configurations())
-        rng = random.Random(self._seed_state)
+        # Seeded by the run's seed and the draw's number, so that neighbouring seeds do not
+        # walk the same sequence one draw apart.
+        rng = random.Random(f"{self.seed}/{self._seed_state}")
         self._seed_state += 1
         for combination in design.preference(counts, rng):
-            values = design.values(combination, counts[combination], self.seed)
-            if not self._duplicate(values):
-                return values
+            # a stepped "continuous" range can repeat a value: then try the shape's next points
+            for extra in range(self._max_collisions):
+                values = design.values(combination, counts[combination] + extra, self.seed)
+                if not self._duplicate(values):
+                    return values
+                if not design.continuous:
+                    break
         return None  # KerasTuner's sign that the space is exhausted
 
     def sampled_configurations(self) -> list[dict]:
-        """Each distinct configuration of the trials so far (a continuation counts once)."""
+        """Each distinct configuration of the trials started so far (a continuation counts
+        once). Only trials in ``start_order`` count: it is saved with the seed state, so a
+        trial file written just before a kill, which the oracle never recorded, is left out
+        and the resumed run draws as the uninterrupted one would."""
         names = [hp.name for hp in self.hyperparameters.space]
         seen = {}
-        for trial in self.trials.values():
+        for trial_id in self.start_order:
+            trial = self.trials.get(trial_id)
+            if trial is None:
+                continue
             values = trial.hyperparameters.values
             seen.setdefault(tuple(values.get(name) for name in names), values)
         return list(seen.values())

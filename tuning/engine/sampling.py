@@ -9,25 +9,28 @@ marginal distribution (every shape equally likely, the learning rate log-uniform
 but draws a shape only among those sampled least so far, as a stratified design does, so 16
 samples cover all 16 shapes whatever the seed (``benchmarks/sampling_coverage.py``).
 
-Continuous hyperparameters (``Float``, and an ``Int`` sampled on a log scale) are drawn by
-KerasTuner as before. A space with conditional hyperparameters, or with more than
-``MAX_COMBINATIONS`` shapes, falls back to independent draws.
+Continuous hyperparameters (``Float``, and an ``Int`` sampled on a log scale) take a
+randomly shifted van der Corput point of their declared scale, indexed by how often the shape
+was drawn before; where that value was already tried (a stepped range), the next points are
+tried. A space with conditional hyperparameters, or with more than ``MAX_COMBINATIONS``
+shapes, falls back to KerasTuner's independent draws.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from keras_tuner.src.engine import hyperparameters as hp_module
+from keras_tuner.engine import hyperparameters as hp_module
 
 MAX_COMBINATIONS = 4096
 
 
-def discrete_values(hp) -> list | None:
-    """All values of a discrete hyperparameter, or None for a continuous one."""
+def discrete_values(hp) -> Sequence | None:
+    """All values of a discrete hyperparameter (lazily for a range), or None if continuous."""
     if isinstance(hp, hp_module.Fixed):
         return [hp.value]
     if isinstance(hp, hp_module.Boolean):
@@ -35,7 +38,7 @@ def discrete_values(hp) -> list | None:
     if isinstance(hp, hp_module.Choice):
         return list(hp.values)
     if isinstance(hp, hp_module.Int) and hp.sampling == "linear":
-        return list(range(hp.min_value, hp.max_value + 1, hp.step or 1))
+        return range(hp.min_value, hp.max_value + 1, hp.step or 1)
     return None
 
 
@@ -61,10 +64,10 @@ class BalancedDesign:
                 continuous.append(hp)
             else:
                 discrete[hp.name] = values
-        design = cls(discrete, continuous, order)
-        if not discrete or not 1 < len(design.combinations) <= MAX_COMBINATIONS:
+        size = math.prod(len(values) for values in discrete.values())
+        if not discrete or not 1 < size <= MAX_COMBINATIONS:  # counted before it is built
             return None
-        return design
+        return cls({k: list(v) for k, v in discrete.items()}, continuous, order)
 
     def counts(self, configurations: Iterable[dict]) -> Counter:
         """How often each combination has been sampled, over distinct configurations."""

@@ -20,7 +20,7 @@ import keras_tuner
 from tuning.config import Cluster
 from tuning.errors import ProjectError, UsageError
 from tuning.kt_internals import TrialStatus, oracle_client_module, protos
-from tuning.rundir import RUN_FILE, differences, read_run
+from tuning.rundir import RUN_FILE, differences, read_run, with_recorded_defaults
 
 HEARTBEAT_S = 5.0
 IDLE_WAIT_S = 1.0  # a worker waiting for a Hyperband round to fill asks again after this
@@ -57,7 +57,7 @@ def wait_for_run_file(run_dir: Path, cluster: Cluster) -> dict:
 
 def check_worker_definition(run_dir: Path, definition: dict, cluster: Cluster) -> None:
     """Wait for the chief's run.json, then refuse to work on a different experiment."""
-    chief = wait_for_run_file(run_dir, cluster).get("definition", {})
+    chief = with_recorded_defaults(wait_for_run_file(run_dir, cluster).get("definition", {}))
     diffs = differences(chief, definition)
     if diffs:
         raise UsageError(

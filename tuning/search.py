@@ -37,27 +37,20 @@ def build_parser() -> cli.ArgumentParser:
         description="Hyperband search of residual CNNs on Fashion-MNIST (validation split only).",
     )
     cli.add_data_args(p)
+    _add_run_args(p.add_argument_group("run"))
+    _add_plan_args(p.add_argument_group("plan: Hyperband, sampling, confirmation, budget"))
+    cli.add_search_space_args(p)
+    _add_training_args(p.add_argument_group("how each trial trains"))
+    _add_robustness_args(p.add_argument_group("failures, crashes and disk"))
+    cli.add_cluster_args(p)
+    return p
+
+
+def _add_run_args(p) -> None:
     p.add_argument(
         "--directory", default=DEFAULT_DIRECTORY, help="parent folder of runs (%(default)s)"
     )
     p.add_argument("--project-name", default=DEFAULT_PROJECT, help="run folder name (%(default)s)")
-    p.add_argument("--max-epochs", type=int, default=DEFAULT_MAX_EPOCHS, help="(%(default)s)")
-    p.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="(%(default)s)")
-    p.add_argument(
-        "--hyperband-iterations",
-        type=int,
-        default=DEFAULT_HYPERBAND_ITERATIONS,
-        help="(%(default)s)",
-    )
-    p.add_argument(
-        "--sampler",
-        choices=SAMPLERS,
-        default=DEFAULT_SAMPLER,
-        help="how each new configuration is drawn: 'balanced' takes a network shape (blocks x "
-        "filters x skip) among those sampled least so far, 'random' draws independently as "
-        "KerasTuner does (%(default)s)",
-    )
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="(%(default)s)")
     p.add_argument("--subset", type=int, help="keep N stratified training images (quick runs)")
     cli.add_precision_arg(p)
@@ -66,45 +59,25 @@ def build_parser() -> cli.ArgumentParser:
         action="store_true",
         help="TensorFlow op determinism: the same command gives the same scores (slower)",
     )
-    p.add_argument(
-        "--max-consecutive-failures",
-        type=int,
-        default=3,
-        help="stop the search after this many failed trials in a row (%(default)s)",
-    )
-    p.add_argument(
-        "--prune-checkpoints",
-        action="store_true",
-        help="delete checkpoints of trials that no later round can continue (saves disk)",
-    )
-    p.add_argument(
-        "--resume-every",
-        type=float,
-        default=DEFAULT_RESUME_EVERY_S,
-        metavar="SECONDS",
-        help="write a trial's resume checkpoint after an epoch once this much training has "
-        "passed since the last one; a crash loses at most that much, Ctrl-C nothing "
-        "(%(default)g; 0: after every epoch)",
-    )
-    p.add_argument(
-        "--time-budget",
-        type=float,
-        metavar="MINUTES",
-        help="size the plan to fit this many minutes (a new run) and stop when they are up; "
-        "rerun with a larger budget to continue (default: no limit, the plan as given)",
-    )
     p.add_argument("--overwrite", action="store_true", help="delete an existing run first")
-    cli.add_search_space_args(p)
-    p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
-    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras fit verbosity")
+
+
+def _add_plan_args(p) -> None:
+    p.add_argument("--max-epochs", type=int, default=DEFAULT_MAX_EPOCHS, help="(%(default)s)")
+    p.add_argument("--factor", type=int, default=DEFAULT_FACTOR, help="(%(default)s)")
     p.add_argument(
-        "--bn-momentum",
-        type=float,
-        default=DEFAULT_BN_MOMENTUM,
-        help="batch normalization's moving-average momentum; Keras' default is 0.99, too slow "
-        "for one-epoch trials (%(default)s)",
+        "--hyperband-iterations", type=int, default=DEFAULT_HYPERBAND_ITERATIONS,
+        help="(%(default)s)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        default=DEFAULT_SAMPLER,
+        help="how each new configuration is drawn: 'balanced' takes a network shape (blocks x "
+        "filters x skip) among those sampled least so far, 'random' draws independently as "
+        "KerasTuner does (%(default)s)",
     )
-    cli.add_recipe_args(p)
     p.add_argument(
         "--trial-images",
         default=DEFAULT_TRIAL_IMAGES,
@@ -126,9 +99,50 @@ def build_parser() -> cli.ArgumentParser:
         metavar="S",
         help="seeds per confirmed configuration (%(default)s)",
     )
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras fit verbosity")
-    cli.add_cluster_args(p)
-    return p
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="size the plan to fit this many minutes (a new run) and stop when they are up; "
+        "rerun with a larger budget to continue (default: no limit, the plan as given)",
+    )
+
+
+def _add_training_args(p) -> None:
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
+    p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument(
+        "--bn-momentum",
+        type=float,
+        default=DEFAULT_BN_MOMENTUM,
+        help="batch normalization's moving-average momentum; Keras' default is 0.99, too slow "
+        "for one-epoch trials (%(default)s)",
+    )
+    cli.add_recipe_args(p)
+
+
+def _add_robustness_args(p) -> None:
+    p.add_argument(
+        "--max-consecutive-failures",
+        type=int,
+        default=3,
+        help="stop the search after this many failed trials in a row (%(default)s)",
+    )
+    p.add_argument(
+        "--prune-checkpoints",
+        action="store_true",
+        help="delete checkpoints of trials that no later round can continue (saves disk)",
+    )
+    p.add_argument(
+        "--resume-every",
+        type=float,
+        default=DEFAULT_RESUME_EVERY_S,
+        metavar="SECONDS",
+        help="write a trial's resume checkpoint after an epoch once this much training has "
+        "passed since the last one; a crash loses at most that much, Ctrl-C nothing "
+        "(%(default)g; 0: after every epoch)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:

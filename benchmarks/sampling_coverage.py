@@ -24,8 +24,7 @@ def fresh_configurations(sampler: str, seed: int, n: int, space) -> list[dict]:
     import keras_tuner
 
     from hypermodels.resnet import hp_values
-    from tuning.engine.oracle import AtomicHyperbandOracle
-    from tuning.kt_internals import Trial
+    from tuning.engine.oracle import AtomicHyperbandOracle, draw_fresh
 
     hp = keras_tuner.HyperParameters()
     hp_values(hp, space)
@@ -33,18 +32,7 @@ def fresh_configurations(sampler: str, seed: int, n: int, space) -> list[dict]:
     oracle = AtomicHyperbandOracle(
         "val_accuracy", max_epochs=9, factor=3, seed=seed + 1, sampler=sampler, hyperparameters=hp
     )
-    out = []
-    for i in range(n):
-        values = oracle._random_values()
-        if values is None:
-            break
-        trial = Trial(hp.copy(), trial_id=f"{i:04d}")
-        trial.hyperparameters.values.update(values)
-        oracle.trials[trial.trial_id] = trial
-        oracle.start_order.append(trial.trial_id)
-        oracle._tried_so_far.add(oracle._compute_values_hash(values))
-        out.append(values)
-    return out
+    return draw_fresh(oracle, n)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from hypermodels.resnet import hp_values
 from hypermodels.space import SearchSpace
 from tuning import rundir
 from tuning.config import SearchConfig
-from tuning.engine.oracle import AtomicHyperbandOracle
+from tuning.engine.oracle import AtomicHyperbandOracle, draw_fresh
 from tuning.engine.sampling import BalancedDesign, van_der_corput
 from tuning.errors import UsageError
 from tuning.kt_internals import Trial
@@ -32,29 +32,13 @@ def make_oracle(space: SearchSpace | None = None, seed: int = 0, sampler: str = 
     )
 
 
-def draw(oracle, n: int) -> list[dict]:
-    """n fresh configurations, each recorded as a trial the way Hyperband records it."""
-    out = []
-    for _ in range(n):
-        values = oracle._random_values()
-        if values is None:
-            break
-        trial = Trial(oracle.hyperparameters.copy(), trial_id=f"{len(oracle.trials):04d}")
-        trial.hyperparameters.values.update(values)
-        oracle.trials[trial.trial_id] = trial
-        oracle.start_order.append(trial.trial_id)
-        oracle._tried_so_far.add(oracle._compute_values_hash(values))
-        out.append(values)
-    return out
-
-
 def shape(values: dict) -> tuple:
     return tuple(values[name] for name in SHAPE)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_every_shape_once_before_any_twice(seed):
-    values = draw(make_oracle(seed=seed), 32)
+    values = draw_fresh(make_oracle(seed=seed), 32)
     first, second = Counter(map(shape, values[:16])), Counter(map(shape, values[16:]))
     assert len(first) == 16 and set(first.values()) == {1}  # blocks 1-4 x filters 2 x skip 2
     assert first == second
@@ -63,7 +47,7 @@ def test_every_shape_once_before_any_twice(seed):
 
 
 def test_a_shapes_two_learning_rates_lie_half_the_log_range_apart():
-    values = draw(make_oracle(seed=5), 32)
+    values = draw_fresh(make_oracle(seed=5), 32)
     by_shape: dict[tuple, list[float]] = {}
     for v in values:
         by_shape.setdefault(shape(v), []).append(math.log10(v["learning_rate"]))
@@ -75,7 +59,7 @@ def test_a_shapes_two_learning_rates_lie_half_the_log_range_apart():
 
 def test_marginals_stay_uniform_over_seeds():
     """The first draw of many seeds: every shape, and both halves of the rate range."""
-    firsts = [draw(make_oracle(seed=s), 1)[0] for s in range(400)]
+    firsts = [draw_fresh(make_oracle(seed=s), 1)[0] for s in range(400)]
     counts = Counter(map(shape, firsts))
     assert len(counts) == 16 and min(counts.values()) >= 10  # 25 expected of each
     low = sum(v["learning_rate"] < 1e-2 for v in firsts)  # the log-uniform median
@@ -83,8 +67,8 @@ def test_marginals_stay_uniform_over_seeds():
 
 
 def test_the_same_seed_draws_the_same_and_another_seed_differs():
-    assert draw(make_oracle(seed=3), 20) == draw(make_oracle(seed=3), 20)
-    assert draw(make_oracle(seed=3), 20) != draw(make_oracle(seed=4), 20)
+    assert draw_fresh(make_oracle(seed=3), 20) == draw_fresh(make_oracle(seed=3), 20)
+    assert draw_fresh(make_oracle(seed=3), 20) != draw_fresh(make_oracle(seed=4), 20)
 
 
 def run_trials(oracle, n: int) -> list[dict]:
@@ -132,7 +116,7 @@ def test_a_trial_file_the_oracle_never_recorded_does_not_shift_the_draws(tmp_pat
 
 def test_continuations_do_not_count_as_new_samples():
     oracle = make_oracle(seed=0)
-    (values,) = draw(oracle, 1)
+    (values,) = draw_fresh(oracle, 1)
     continued = Trial(oracle.hyperparameters.copy(), trial_id="0001")
     continued.hyperparameters.values.update({**values, "tuner/trial_id": "0000"})
     oracle.trials["0001"] = continued
@@ -143,7 +127,7 @@ def test_continuations_do_not_count_as_new_samples():
 
 def test_neighbouring_seeds_draw_different_sequences():
     """Draw k of seed s+1 must not be draw k+1 of seed s (a seed state that only counts up)."""
-    first, second = draw(make_oracle(seed=0), 9), draw(make_oracle(seed=1), 9)
+    first, second = draw_fresh(make_oracle(seed=0), 9), draw_fresh(make_oracle(seed=1), 9)
     shifted = sum(shape(a) == shape(b) for a, b in zip(first[1:], second, strict=False))
     assert shifted <= 4  # about 8/16 expected by chance; a shift would give all 8
 
@@ -154,24 +138,24 @@ def test_a_stepped_range_is_covered_before_the_space_runs_out():
     hp.Boolean("flag")
     oracle = AtomicHyperbandOracle("val_accuracy", max_epochs=9, factor=3, seed=1,
                                    hyperparameters=hp)  # fmt: skip
-    values = draw(oracle, 12)
+    values = draw_fresh(oracle, 12)
     assert len(values) == 10  # all 5 x 2 configurations, then exhausted
     assert len({(v["rate"], v["flag"]) for v in values}) == 10
 
 
 def test_random_sampler_is_keras_tuners_draw():
-    ours = draw(make_oracle(seed=6, sampler="random"), 12)
+    ours = draw_fresh(make_oracle(seed=6, sampler="random"), 12)
     hp = keras_tuner.HyperParameters()
     hp_values(hp, SearchSpace())
     plain = keras_tuner.oracles.HyperbandOracle(
         "val_accuracy", max_epochs=9, factor=3, seed=7, hyperparameters=hp
     )
-    assert ours == draw(plain, 12)
+    assert ours == draw_fresh(plain, 12)
 
 
 def test_a_space_without_a_continuous_rate_is_exhausted_after_each_shape():
     space = SearchSpace(blocks_min=1, blocks_max=2, lr_min=0.01, lr_max=0.01)
-    values = draw(make_oracle(space), 10)
+    values = draw_fresh(make_oracle(space), 10)
     assert len(values) == 8 and len(set(map(shape, values))) == 8  # then None: exhausted
 
 

@@ -10,7 +10,25 @@ import keras_tuner
 from tuning import records
 from tuning.config import SAMPLERS
 from tuning.engine.sampling import BalancedDesign
-from tuning.kt_internals import FINISHED, HyperbandOracle, TrialStatus, retry_queue
+from tuning.kt_internals import FINISHED, HyperbandOracle, Trial, TrialStatus, retry_queue
+
+
+def draw_fresh(oracle, n: int) -> list[dict]:
+    """An oracle's next n fresh configurations, each recorded as a (never run) trial the way
+    KerasTuner records one: what a search would draw, without training. For any KerasTuner
+    oracle; ``benchmarks/sampling_coverage.py`` and the tests use it."""
+    out = []
+    for _ in range(n):
+        values = oracle._random_values()
+        if values is None:  # the space is exhausted
+            break
+        trial = Trial(oracle.hyperparameters.copy(), trial_id=f"{len(oracle.trials):04d}")
+        trial.hyperparameters.values.update(values)
+        oracle.trials[trial.trial_id] = trial
+        oracle.start_order.append(trial.trial_id)
+        oracle._tried_so_far.add(oracle._compute_values_hash(values))
+        out.append(values)
+    return out
 
 
 def count_finished(oracle) -> int:

@@ -157,7 +157,7 @@ def test_finalize_applies_the_recipe_and_the_epoch_factor(search_run, data_dir, 
         shutil.copy(search_run[0] / name, run_dir / name)
     options = RetrainOptions(
         data_dir=str(data_dir), augment=("flip", "translate"), label_smoothing=0.05,
-        weight_decay=1e-4,
+        weight_decay=1e-4, bn_momentum=0.8,
     )  # fmt: skip
     report = run_finalize(FinalizeConfig(
         run_dir, options=options, epochs_factor=2.0, schedule="cosine", warmup_epochs=1,
@@ -171,10 +171,15 @@ def test_finalize_applies_the_recipe_and_the_epoch_factor(search_run, data_dir, 
     assert "2 x the best trial's" in report["epochs_source"]
     assert report["augment"] == ["flip", "translate"]
     assert report["label_smoothing"] == 0.05 and report["weight_decay"] == 1e-4
+    assert report["bn_momentum"] == 0.8
     assert report["schedule"].startswith("1-epoch warm-up + cosine decay")
     saved = json.loads((run_dir / "final" / "report.json").read_text())
     assert saved["augment"] == ["flip", "translate"]
     assert "augmentation | flip, translate" in (run_dir / "final" / "report.md").read_text()
+    assert "batch-norm momentum | 0.8" in (run_dir / "final" / "report.md").read_text()
+    model = keras.models.load_model(run_dir / "final" / "model.keras")
+    bns = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert bns and all(x.momentum == 0.8 for x in bns)
 
 
 @pytest.mark.parametrize(
@@ -204,10 +209,14 @@ def test_finalize_weight_decay_defaults_to_its_own_and_search_takes_the_searchs(
     assert options("--weight-decay", "0").weight_decay == 0.0
     ablation = ablate.config_from_args(ablate.build_parser().parse_args([]))
     assert ablation.options.weight_decay is None  # the ablation keeps the search's recipe
+    assert options().bn_momentum is None and ablation.options.bn_momentum is None  # the search's
+    assert options("--bn-momentum", "0.99").bn_momentum == 0.99
     for bad, message in (("lots", "must be a number or 'search'"), ("2", "must be in [0, 1)")):
         proc = run_module("tuning.finalize", "--run-dir", str(tmp_path), "--weight-decay", bad)
         assert proc.returncode == 2 and f"--weight-decay {message}" in proc.stderr
         assert "Traceback" not in proc.stderr
+    proc = run_module("tuning.finalize", "--run-dir", str(tmp_path), "--bn-momentum", "1")
+    assert proc.returncode == 2 and "--bn-momentum must be in [0, 1)" in proc.stderr
 
 
 def peak_learning_rate(searched: float, scale: float, cap: float) -> tuple[float, str]:

@@ -125,6 +125,8 @@ SETTINGS = {
             # ... and the peak the phase-7 --seed 1 pipeline's 2 x 64 winner got (4 x its
             # searched 0.006008): is the finalizer's rule (4 x the searched rate) too timid?
             "wd1e-2_lr0.02403": {"weight_decay": 1e-2, "learning_rate": 0.02403},
+            # ... and the cap, 0.1: where a floor under the peak might sit
+            "wd1e-2_lr0.1": {"weight_decay": 1e-2, "learning_rate": 0.1},
         }.items()
     },
     # Phase 7, the trials' recipe (constant rate, no augmentation): batch normalization's

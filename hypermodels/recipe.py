@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 AUGMENTATIONS = ("flip", "translate", "erase")
+# Keras' batch-normalization momentum (the lab's), and that of runs recorded without one.
+KERAS_BN_MOMENTUM = 0.99
 
 
 def parse_augment(text: str | None) -> tuple[str, ...]:
@@ -48,7 +50,7 @@ class Recipe:
     augment: tuple[str, ...] = ()
     # Batch normalization's moving-average momentum, Keras' default (the lab's); PyTorch's
     # default momentum 0.1 is 0.9 here.
-    bn_momentum: float = 0.99
+    bn_momentum: float = KERAS_BN_MOMENTUM
 
     def __post_init__(self) -> None:
         for name in ("momentum", "weight_decay", "label_smoothing", "bn_momentum"):

@@ -25,7 +25,7 @@ from hypermodels.augment import augmentation
 from hypermodels.batchnorm import FusedBatchNormalization
 from hypermodels.inputs import arrays_as_datasets
 from hypermodels.optim import compile_model
-from hypermodels.recipe import Recipe
+from hypermodels.recipe import KERAS_BN_MOMENTUM, Recipe
 from hypermodels.space import SearchSpace
 
 _leakfix.install()  # flat memory across many models in one process (see _leakfix)
@@ -37,7 +37,12 @@ NUM_CLASSES = 10
 
 
 def residual_block(
-    x, filters: int, skip: bool, name: str, fused_batchnorm: bool = True, bn_momentum: float = 0.99
+    x,
+    filters: int,
+    skip: bool,
+    name: str,
+    fused_batchnorm: bool = True,
+    bn_momentum: float = KERAS_BN_MOMENTUM,
 ):
     """conv -> BN -> ReLU -> conv -> BN -> (+ input) -> ReLU.
 
@@ -114,7 +119,12 @@ def build_resnet(
 
 
 def body_and_head(
-    x, blocks: int, filters: int, skip: bool, fused_batchnorm: bool = True, bn_momentum=0.99
+    x,
+    blocks: int,
+    filters: int,
+    skip: bool,
+    fused_batchnorm: bool = True,
+    bn_momentum: float = KERAS_BN_MOMENTUM,
 ):
     """Stem, residual blocks and classifier, from standardized (and augmented) images."""
     # The stem has the blocks' width so that the identity shortcut needs no projection.

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from hypermodels.recipe import KERAS_BN_MOMENTUM
 from tuning import records
 from tuning.errors import ProjectError, UsageError
 from tuning.lock import LOCK_NAME
@@ -23,7 +24,7 @@ from tuning.lock import LOCK_NAME
 RUN_FILE = "run.json"
 # A search definition's settings that older runs lack, at the value those runs used:
 # KerasTuner's independent draw, and Keras' batch-normalization momentum.
-RECORDED_BEFORE = {"sampler": "random", "bn_momentum": 0.99}
+RECORDED_BEFORE = {"sampler": "random", "bn_momentum": KERAS_BN_MOMENTUM}
 
 
 def differences(old: dict, new: dict, prefix: str = "") -> list[str]:

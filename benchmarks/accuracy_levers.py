@@ -127,6 +127,9 @@ SETTINGS = {
             "wd1e-2_lr0.02403": {"weight_decay": 1e-2, "learning_rate": 0.02403},
             # ... and the cap, 0.1: where a floor under the peak might sit
             "wd1e-2_lr0.1": {"weight_decay": 1e-2, "learning_rate": 0.1},
+            # Phase 8: the same question on another shape, the phase-7 --seed 1 pipeline's
+            # 1 x 64 candidate (searched 0.0036): 4 x its rate against a floor at 0.05
+            "wd1e-2_lr0.0144": {"weight_decay": 1e-2, "learning_rate": 0.0144},
         }.items()
     },
     # Phase 7, the trials' recipe (constant rate, no augmentation): batch normalization's

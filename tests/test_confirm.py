@@ -18,11 +18,14 @@ from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
 from tuning import records
 from tuning.config import SearchConfig
 from tuning.engine.confirm import (
+    CONFIRM_SCHEDULE,
     Candidate,
     config_key,
     confirm_seed,
+    missing_trainings,
     ranked_candidates,
     summarize_confirmation,
+    with_peak,
 )
 from tuning.engine.results import best_record, write_best, write_results
 from tuning.errors import ProjectError, UsageError
@@ -81,6 +84,7 @@ def test_a_killed_confirmation_resumes_with_only_the_missing_trainings(resumed):
         # 2 = DEFAULT_CONFIRM_EPOCHS_FACTOR, not the finalizer's factor
         assert row["epochs"] == candidate.epochs == 2 * candidate.lineage_epochs
         assert row["seed"] == confirm_seed(7, row["seed_index"])
+        assert row["peak_learning_rate"] == CONFIRM_SCHEDULE.peak(row["learning_rate"])[0]
         assert row["status"] == "ok" and 0 <= row["val_accuracy"] <= 1 and row["seconds"] > 0
         logdir = run_dir / "tensorboard" / "confirm" / f"{row['rank']}_s{row['seed_index']}"
         assert list((logdir / "validation").glob("events*"))
@@ -182,7 +186,8 @@ def _runs(candidate: Candidate, scores: list[float]) -> list[dict]:
     return [
         {"rank": candidate.rank, "trial_id": candidate.trial_id, **candidate.hyperparameters,
          "seed_index": i, "seed": confirm_seed(0, i), "epochs": candidate.epochs,
-         "val_accuracy": s, "val_loss": 0.5, "seconds": 1.0, "status": "ok"}
+         "peak_learning_rate": candidate.peak, "val_accuracy": s, "val_loss": 0.5,
+         "seconds": 1.0, "status": "ok"}
         for i, s in enumerate(scores)
     ]  # fmt: skip
 
@@ -206,6 +211,24 @@ def test_candidates_are_distinct_configurations_in_hyperband_order():
     # every configuration gets the same seeds (paired by seed index), other runs other ones
     assert confirm_seed(0, 0) != confirm_seed(0, 1) and confirm_seed(0, 1) == confirm_seed(0, 1)
     assert confirm_seed(1, 0) != confirm_seed(0, 0)
+
+
+def test_rows_of_older_runs_count_only_where_the_floor_leaves_the_peak_alone(tmp_path):
+    """confirm.csv before the peak's floor: no peak column. Its rows keep counting where
+    4 x the rate is at least the floor, and are retrained where the floor raises it."""
+    ranked = ranked_candidates(TRIALS, 4)  # 0003, 0001, 0002 at 0.04-0.02; 0000 at 0.01
+    assert [c.peak for c in ranked] == pytest.approx([0.1, 0.08, 0.1, 0.05])
+    runs = [row for c in ranked for row in _runs(c, [0.9, 0.8])]
+    older = {k: t for k, t in records.CONFIRM_FIELD_TYPES.items() if k != "peak_learning_rate"}
+    records.write_csv(tmp_path / "confirm.csv", older, runs)
+    done = [with_peak(r) for r in records.read_confirm_runs(tmp_path)]
+    peaks = {r["trial_id"]: r["peak_learning_rate"] for r in done}
+    assert peaks == pytest.approx({"0003": 0.1, "0001": 0.08, "0002": 0.1, "0000": 0.04})
+    assert [(c.trial_id, i) for c, i in missing_trainings(ranked, done, 2)] == [
+        ("0000", 0), ("0000", 1)]  # fmt: skip
+    assert missing_trainings(ranked, runs, 2) == []  # rows that record their peak
+    records.write_confirm_runs(tmp_path, done)  # a rewrite keeps them, their peak recorded
+    assert records.read_confirm_runs(tmp_path) == done
 
 
 def _confirmed_files(tmp_path: Path, scores: dict[str, list[float]]) -> dict:

@@ -134,8 +134,9 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     assert report["augment"] == list(DEFAULT_FINAL_AUGMENT)
     assert report["weight_decay"] == DEFAULT_FINAL_WEIGHT_DECAY > 0  # the search had none
     assert report["schedule"].startswith("1-epoch")
-    searched = best["hyperparameters"]["learning_rate"]  # default --lr-scale 4, --max-lr 0.1
-    assert report["peak_learning_rate"] == pytest.approx(min(4 * searched, 0.1))
+    searched = best["hyperparameters"]["learning_rate"]  # default --lr-scale 4, --min-lr 0.05,
+    # --max-lr 0.1
+    assert report["peak_learning_rate"] == pytest.approx(min(max(4 * searched, 0.05), 0.1))
     assert report["chosen_from"]["trial_id"] == best["trial_id"]
     assert report["train_on"] == "train+valid"
     assert report["sizes"] == {"train": 375, "valid": 0, "test": 10000}

@@ -146,7 +146,8 @@ def test_a_diverged_finalize_stops_before_the_test_set(data_dir, tmp_path, monke
     hp = {"blocks": 1, "filters": 8, "skip": False, "learning_rate": 1e9}
     options = RetrainOptions(data_dir=str(data_dir), subset=200, batch_size=64, augment=())
     config = FinalizeConfig(tmp_path / "run", hyperparameters=hp, epochs=1, options=options,
-                            schedule="constant", lr_scale=1.0, max_lr=1e9, verbose=0)  # fmt: skip
+                            schedule="constant", lr_scale=1.0, max_lr=1e9, min_lr=0.0,
+                            verbose=0)  # fmt: skip
     with pytest.raises(ProjectError, match=r"training diverged \(loss nan in epoch 1\)"):
         final.run_finalize(config)
     assert not (tmp_path / "run" / "final").exists()

@@ -23,6 +23,7 @@ from tuning.config import (
     Schedule,
 )
 from tuning.engine import trial_training_set
+from tuning.errors import UsageError
 from tuning.final import run_finalize
 
 
@@ -161,7 +162,7 @@ def test_finalize_applies_the_recipe_and_the_epoch_factor(search_run, data_dir, 
     )  # fmt: skip
     report = run_finalize(FinalizeConfig(
         run_dir, options=options, epochs_factor=2.0, schedule="cosine", warmup_epochs=1,
-        lr_scale=3.0, max_lr=1.0, overwrite=True, verbose=0,
+        lr_scale=3.0, max_lr=1.0, min_lr=0.0, overwrite=True, verbose=0,
     ))  # fmt: skip
     searched = report["hyperparameters"]["learning_rate"]
     assert report["peak_learning_rate"] == pytest.approx(3 * searched)
@@ -232,6 +233,20 @@ def test_peak_learning_rate_is_the_scaled_searched_rate_under_the_cap():
     assert peak_learning_rate(0.5, 1.0, 0.1)[0] == 0.1  # the cap holds at scale 1 too
 
 
+def test_the_peak_has_a_floor():
+    floor = Schedule("cosine", 1, 4.0, 0.1, 0.05)
+    rate, text = floor.peak(0.006)
+    assert rate == 0.05 and text == "0.05 (4 x the searched 0.006 = 0.024, raised to --min-lr 0.05)"
+    assert floor.peak(0.02) == (0.08, "0.08 (4 x the searched 0.02)")  # above it: as before
+    assert floor.peak(0.04)[0] == 0.1  # the cap still holds
+    assert Schedule("cosine", 1, 4.0, 0.1).peak(0.006)[0] == pytest.approx(0.024)  # no floor
+    assert FinalizeConfig().lr_schedule.peak(0.006)[0] == 0.05  # the finalizer's default
+    with pytest.raises(UsageError, match=r"--min-lr must be between 0 and --max-lr \(0.1\)"):
+        Schedule("cosine", 1, 4.0, 0.1, 0.2)
+    with pytest.raises(UsageError, match="--min-lr must be between 0"):
+        FinalizeConfig(min_lr=-0.01)
+
+
 def test_finalize_rejects_a_bad_schedule_setting(search_run):
     run_dir, _, _ = search_run
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--warmup-epochs", "-1")
@@ -242,6 +257,8 @@ def test_finalize_rejects_a_bad_schedule_setting(search_run):
     assert proc.returncode == 2 and "--lr-scale must be in (0, 1000]" in proc.stderr
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--max-lr", "-1")
     assert proc.returncode == 2 and "--max-lr must be a positive number" in proc.stderr
+    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--min-lr", "0.5")
+    assert proc.returncode == 2 and "--min-lr must be between 0 and --max-lr (0.1)" in proc.stderr
 
 
 def test_the_hypermodel_builds_trials_with_the_search_recipe():

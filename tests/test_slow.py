@@ -18,7 +18,7 @@ def test_lab_reproduction_reaches_the_lab_accuracy(data_dir, tmp_path):
     proc = run_module(
         "tuning.finalize", "--run-dir", str(tmp_path / "lab"), "--data-dir", str(data_dir),
         "--hyperparameters", LAB, "--momentum", "0", "--schedule", "constant", "--lr-scale", "1",
-        "--augment", "none",
+        "--min-lr", "0", "--augment", "none",
         "--epochs", "5", "--batch-size", "256",
         "--train-on", "train", "--seed", "0", "--precision", "float32", "--verbose", "0",
         timeout=1800,

@@ -240,10 +240,16 @@ def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule) -> Non
         default=default.max_lr,
         help="... but at most this rate (%(default)s)",
     )
+    parser.add_argument(
+        "--min-lr",
+        type=float,
+        default=default.min_lr,
+        help="... and at least this rate (%(default)s; 0: no floor)",
+    )
 
 
 def schedule_from_args(args: argparse.Namespace) -> Schedule:
-    return Schedule(args.schedule, args.warmup_epochs, args.lr_scale, args.max_lr)
+    return Schedule(args.schedule, args.warmup_epochs, args.lr_scale, args.max_lr, args.min_lr)
 
 
 def add_choice_args(parser: argparse.ArgumentParser, hyperparameters_help: str) -> None:

@@ -55,6 +55,10 @@ DEFAULT_EPOCHS_FACTOR = 4.0
 # trials run at a constant rate, while warm-up + cosine decay tolerates a higher peak.
 DEFAULT_LR_SCALE = 4.0  # measured: docs/accuracy.md, "The finalizer's peak rate"
 DEFAULT_MAX_LR = 0.1
+# ... and at least DEFAULT_MIN_LR: a configuration searched at a low rate still decays from
+# the 0.05-0.1 plateau where the final recipe trains best (docs/accuracy.md, phase 8: the
+# 2 x 64 network from 4 x its searched 0.006 = 0.024 lost 0.3-0.5 points against 0.05).
+DEFAULT_MIN_LR = 0.05
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
 # the finalizer's long training on train+valid uses it, translation (a random crop of the
 # zero-padded, standardized image) included since phase 5.
@@ -273,15 +277,19 @@ class RetrainOptions:
 class Schedule:
     """The learning rate of a retraining: constant, or warm-up + cosine decay to 0.
 
-    Its peak is ``lr_scale`` x the searched rate, at most ``max_lr``: Hyperband trials run
-    at a constant rate, while warm-up + cosine decay tolerates a higher peak
-    (docs/accuracy.md), but not beyond a rate where SGD with momentum starts to diverge.
+    Its peak is ``lr_scale`` x the searched rate, at least ``min_lr`` and at most
+    ``max_lr``: Hyperband trials run at a constant rate, while warm-up + cosine decay
+    tolerates a higher peak (docs/accuracy.md), but not beyond a rate where SGD with
+    momentum starts to diverge. The floor is there because a short constant-rate trial
+    favours lower rates than a long decaying training does: 4 x a low searched rate is
+    still below the rates the final recipe trains best at.
     """
 
     kind: str = "constant"
     warmup_epochs: int = 0
     lr_scale: float = 1.0
     max_lr: float = math.inf
+    min_lr: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:
@@ -292,15 +300,22 @@ class Schedule:
             raise UsageError(f"--lr-scale must be in (0, 1000], not {self.lr_scale}")
         if not 0 < self.max_lr <= math.inf:
             raise UsageError(f"--max-lr must be a positive number, not {self.max_lr}")
+        if not 0 <= self.min_lr <= self.max_lr:
+            raise UsageError(
+                f"--min-lr must be between 0 and --max-lr ({self.max_lr:g}), not {self.min_lr}"
+            )
 
     def peak(self, searched: float) -> tuple[float, str]:
         """The rate trained at (the schedule's peak) and how it was derived."""
-        rate = min(self.lr_scale * searched, self.max_lr)
+        scaled = self.lr_scale * searched
+        rate = min(max(scaled, self.min_lr), self.max_lr)
         if self.lr_scale == 1 and rate == searched:
             return rate, f"{rate:.4g}"
         how = f"{self.lr_scale:g} x the searched {searched:.4g}"
-        if rate < self.lr_scale * searched:
+        if rate < scaled:
             how += f", capped by --max-lr {self.max_lr:g}"
+        elif rate > scaled:
+            how += f" = {scaled:.4g}, raised to --min-lr {self.min_lr:g}"
         return rate, f"{rate:.4g} ({how})"
 
     def describe(self, searched: float) -> str:
@@ -325,13 +340,14 @@ class FinalizeConfig:
     epochs_factor: float = DEFAULT_EPOCHS_FACTOR
     lr_scale: float = DEFAULT_LR_SCALE
     max_lr: float = DEFAULT_MAX_LR
+    min_lr: float = DEFAULT_MIN_LR
     tta: str = DEFAULT_TTA
     overwrite: bool = False
     verbose: int = 2
 
     @property
     def lr_schedule(self) -> Schedule:
-        return Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr)
+        return Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr, self.min_lr)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
@@ -343,8 +359,7 @@ class FinalizeConfig:
             choices = ", ".join(TEST_TIME_AUGMENTATIONS)
             raise UsageError(f"--tta must be one of {choices}, not {self.tta!r}")
         _at_least("--epochs", self.epochs, 1)
-        # --schedule, --warmup-epochs, --lr-scale and --max-lr are checked by the value itself
-        Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr)
+        self.lr_schedule  # noqa: B018  (the schedule's flags are checked by the value itself)
         if not 0 < self.epochs_factor <= 100:
             raise UsageError(f"--epochs-factor must be in (0, 100], not {self.epochs_factor}")
         if self.trial is not None and self.hyperparameters is not None:

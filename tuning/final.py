@@ -117,6 +117,7 @@ def final_report(config, choice: Choice, settings, data: FitData, trained: Train
         "peak_learning_rate": peak_lr,
         "lr_scale": config.lr_scale,
         "max_lr": config.max_lr,
+        "min_lr": config.min_lr,
         "weight_decay": settings.recipe.weight_decay,
         "label_smoothing": settings.recipe.label_smoothing,
         "augment": list(settings.recipe.augment),
@@ -210,7 +211,8 @@ def check_converged(history: dict, config: FinalizeConfig) -> None:
             raise ProjectError(
                 f"training diverged (loss {loss} in epoch {epoch}); the test set was not "
                 f"touched and {config.run_dir / 'final'} was not written. Try a lower "
-                f"--lr-scale (now {config.lr_scale:g}) or --max-lr (now {config.max_lr:g})"
+                f"--lr-scale (now {config.lr_scale:g}), --max-lr (now {config.max_lr:g}) or "
+                f"--min-lr (now {config.min_lr:g})"
             )
 
 

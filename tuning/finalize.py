@@ -11,16 +11,11 @@ from tuning.config import (
     DEFAULT_EPOCHS_FACTOR,
     DEFAULT_FINAL_AUGMENT,
     DEFAULT_FINAL_WEIGHT_DECAY,
-    DEFAULT_LR_SCALE,
-    DEFAULT_MAX_LR,
     DEFAULT_RUN_DIR,
-    DEFAULT_SCHEDULE,
     DEFAULT_TTA,
-    DEFAULT_WARMUP_EPOCHS,
     TEST_TIME_AUGMENTATIONS,
     TRAIN_ON,
     FinalizeConfig,
-    Schedule,
 )
 
 PROG = "python -m tuning.finalize"
@@ -47,8 +42,7 @@ def build_parser() -> cli.ArgumentParser:
         help="without --epochs: train this many times the best trial's lineage epochs "
         "(%(default)s)",
     )
-    cli.add_schedule_args(p, Schedule(DEFAULT_SCHEDULE, DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE,
-                                      DEFAULT_MAX_LR))  # fmt: skip
+    cli.add_schedule_args(p, FinalizeConfig().lr_schedule)
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     p.add_argument(
         "--tta",
@@ -80,6 +74,7 @@ def config_from_args(args: argparse.Namespace) -> FinalizeConfig:
         epochs_factor=args.epochs_factor,
         lr_scale=args.lr_scale,
         max_lr=args.max_lr,
+        min_lr=args.min_lr,
         tta=args.tta,
         overwrite=args.overwrite,
         verbose=args.verbose,

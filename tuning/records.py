@@ -157,22 +157,25 @@ def _parse_cell(text: str, kind: type, column: str) -> Any:
         raise ValueError(f"column {column}: {text!r} is not {what}") from None
 
 
-def read_csv(path: str | os.PathLike, field_types: dict[str, type]) -> list[dict]:
+def read_csv(path: str | os.PathLike, field_types: dict[str, type],
+             added: tuple[str, ...] = ()) -> list[dict]:  # fmt: skip
     """Read rows written by write_csv back with their types (empty cells are None).
 
     Strict: every column must be there and every row complete, or ValueError names what
-    is wrong. A UTF-8 byte-order mark (a spreadsheet's) is the only liberty taken.
+    is wrong. A UTF-8 byte-order mark (a spreadsheet's) is the only liberty taken, and
+    the ``added`` columns, which files written before them lack (their cells read None).
     """
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
-        missing = [k for k in field_types if k not in (reader.fieldnames or [])]
+        missing = [k for k in field_types if k not in (reader.fieldnames or []) + list(added)]
         if missing:
             raise ValueError(f"missing column(s) {', '.join(missing)}")
         rows = []
         for row in reader:
             if None in row or None in row.values():
                 raise ValueError(f"line {reader.line_num} has the wrong number of cells")
-            rows.append({k: _parse_cell(v, field_types.get(k, str), k) for k, v in row.items()})
+            parsed = {k: _parse_cell(v, field_types.get(k, str), k) for k, v in row.items()}
+            rows.append({**dict.fromkeys(added), **parsed})
         return rows
 
 
@@ -182,11 +185,12 @@ def _check_statuses(rows: list[dict], allowed: tuple[str, ...]) -> None:
             raise ValueError(f"status {row.get('status')!r} is not one of {', '.join(allowed)}")
 
 
-def read_results(path: Path, field_types: dict[str, type], statuses: tuple[str, ...]) -> list[dict]:
+def read_results(path: Path, field_types: dict[str, type], statuses: tuple[str, ...],
+                 added: tuple[str, ...] = ()) -> list[dict]:  # fmt: skip
     """One of our result tables, read strictly (``read_csv``, known statuses only); anything
     else is one line naming the file and what is wrong."""
     try:
-        rows = read_csv(path, field_types)
+        rows = read_csv(path, field_types, added)
         _check_statuses(rows, statuses)
         return rows
     except (OSError, ValueError, csv.Error) as exc:
@@ -293,7 +297,8 @@ def write_ablation_runs(out: Path, rows: list[dict]) -> None:
 CONFIRM_FILE = "confirm.csv"
 # confirm.csv columns, in order, with the type each cell is read back as. A training is
 # identified by its configuration and seed_index; rank is Hyperband's when it was trained,
-# seed the one it was trained with (derived from the run's seed and seed_index).
+# seed the one it was trained with (derived from the run's seed and seed_index), and
+# peak_learning_rate the rate its schedule decayed from.
 CONFIRM_FIELD_TYPES: dict[str, type] = {
     "rank": int,
     "trial_id": str,
@@ -304,12 +309,15 @@ CONFIRM_FIELD_TYPES: dict[str, type] = {
     "seed_index": int,
     "seed": int,
     "epochs": int,
+    "peak_learning_rate": float,
     "val_accuracy": float,
     "val_loss": float,
     "seconds": float,
     "status": str,
 }
 CONFIRM_STATUSES = ABLATION_STATUSES  # "ok", or "diverged" (a non-finite loss)
+# Columns that files of older runs lack (read as None): the peak came with its floor.
+CONFIRM_ADDED = ("peak_learning_rate",)
 
 
 def read_confirm_runs(run_dir: Path) -> list[dict]:
@@ -317,10 +325,11 @@ def read_confirm_runs(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / CONFIRM_FILE
     if not path.is_file():
         return []
-    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES)
+    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES, CONFIRM_ADDED)
     metrics = ("val_accuracy", "val_loss")
     for row in rows:
-        missing = [k for k in CONFIRM_FIELD_TYPES if k not in metrics and row[k] is None]
+        missing = [k for k in CONFIRM_FIELD_TYPES
+                   if k not in metrics + CONFIRM_ADDED and row[k] is None]  # fmt: skip
         if missing:
             raise ProjectError(f"{path} is unreadable (empty cell(s) {', '.join(missing)})")
     return _empty_as_nan(rows, metrics)

@@ -14,7 +14,8 @@ from the difference.
 
 The recipe is the finalizer's, not the trials' (at the length and augmentation the
 finalizer had when this stage was measured, half of today's length): its default peak
-rate (``DEFAULT_LR_SCALE`` x the searched rate, at most ``DEFAULT_MAX_LR``), a
+rate (``DEFAULT_LR_SCALE`` x the searched rate, at least ``DEFAULT_MIN_LR`` and at most
+``DEFAULT_MAX_LR``), a
 ``DEFAULT_WARMUP_EPOCHS`` warm-up then cosine decay, ``DEFAULT_CONFIRM_AUGMENT``
 augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR`` x the configuration's lineage
 epochs``)``, with the search's momentum, weight decay, label
@@ -28,7 +29,9 @@ last epoch (the finalizer keeps its last epoch too); a diverged training scores 
 reaches (chance, or 0 where even that is not finite), so an unstable configuration loses.
 
 Crash safety as for trials: ``confirm.csv`` is rewritten atomically after every training and
-a rerun trains only the (configuration, epochs, seed index) it lacks; K and S are not part of
+a rerun trains only the (configuration, epochs, peak rate, seed index) it lacks (a row of an
+older run, trained before the peak had its floor, is kept but not counted where the floor
+now raises the peak); K and S are not part of
 the run's definition, so a finished run can be given more of them. ``best.json`` is derived
 from trials.csv and confirm.csv, never the only copy (``tuning.engine.results``).
 """
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,7 @@ from tuning.config import (
     DEFAULT_CONFIRM_EPOCHS_FACTOR,
     DEFAULT_LR_SCALE,
     DEFAULT_MAX_LR,
+    DEFAULT_MIN_LR,
     DEFAULT_WARMUP_EPOCHS,
     Schedule,
     SearchConfig,
@@ -59,8 +63,10 @@ from tuning.selection import TrainingSettings
 from tuning.stats import paired_t, summarize
 from tuning.training import retrain
 
-# The finalizer's default schedule; the confirmation trains under it.
-CONFIRM_SCHEDULE = Schedule("cosine", DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE, DEFAULT_MAX_LR)
+# The finalizer's default schedule (the confirmation trains under it), and the one before
+# its floor, for the confirm.csv rows of older runs, which do not record their peak
+BEFORE_FLOOR = Schedule("cosine", DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE, DEFAULT_MAX_LR)
+CONFIRM_SCHEDULE = replace(BEFORE_FLOOR, min_lr=DEFAULT_MIN_LR)
 CONFIRM_STREAM = 15  # keeps these seeds apart from the trials' and the ablation's
 LOG_FOLDER = "confirm"  # <run>/tensorboard/confirm/<rank>_s<seed index>
 
@@ -80,8 +86,16 @@ class Candidate:
         return max(1, math.ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR * self.lineage_epochs - 1e-9))
 
     @property
+    def peak(self) -> float:
+        return CONFIRM_SCHEDULE.peak(self.hyperparameters["learning_rate"])[0]
+
+    @property
     def key(self) -> tuple:
         return config_key(self.hyperparameters)
+
+    def training(self, index: int) -> tuple:
+        """What identifies its training with seed index ``index`` in confirm.csv."""
+        return self.key, self.epochs, _rate_key(self.peak), index
 
 
 @dataclass(frozen=True)
@@ -139,10 +153,8 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     if not candidates:
         write_best(config.run_dir, rows, None)
         return None
-    done = records.read_confirm_runs(config.run_dir)
-    have = {_row_key(r) for r in done}
-    todo = [(c, i) for c in candidates for i in range(config.confirm_seeds)
-            if (c.key, c.epochs, i) not in have]  # fmt: skip
+    done = [with_peak(r) for r in records.read_confirm_runs(config.run_dir)]
+    todo = missing_trainings(candidates, done, config.confirm_seeds)
     announce(config, candidates, todo, data)
     for n, (candidate, index) in enumerate(todo, 1):
         if deadline is not None and deadline.expired:
@@ -177,8 +189,26 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     return confirmation
 
 
+def missing_trainings(candidates: list[Candidate], done: list[dict], seeds: int) -> list:
+    """(candidate, seed index) of every training confirm.csv lacks, in rank order."""
+    have = {_row_key(with_peak(r)) for r in done}
+    return [(c, i) for c in candidates for i in range(seeds) if c.training(i) not in have]
+
+
+def with_peak(row: dict) -> dict:
+    """A confirm.csv row with its peak rate (rows of older runs: the rule of their time)."""
+    if row.get("peak_learning_rate") is None:
+        row = {**row, "peak_learning_rate": BEFORE_FLOOR.peak(row["learning_rate"])[0]}
+    return row
+
+
+def _rate_key(rate: float) -> str:
+    return f"{rate:.6g}"  # a rate as it compares: not by its last binary digit
+
+
 def _row_key(row: dict) -> tuple:
-    return config_key(row), row["epochs"], row["seed_index"]
+    return (config_key(row), row["epochs"], _rate_key(row["peak_learning_rate"]),
+            row["seed_index"])  # fmt: skip
 
 
 def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None:
@@ -197,7 +227,8 @@ def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None
 def confirm_recipe_text() -> str:
     return (
         f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
-        f"searched rate, at most {DEFAULT_MAX_LR:g}; augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
+        f"searched rate, at least {DEFAULT_MIN_LR:g} and at most {DEFAULT_MAX_LR:g}; "
+        f"augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
         f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
     )
 
@@ -246,6 +277,7 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
         "seed_index": index,
         "seed": seed,
         "epochs": epochs,
+        "peak_learning_rate": candidate.peak,
         "val_accuracy": _last(history, "val_accuracy"),
         "val_loss": _last(history, "val_loss"),
         "seconds": round(seconds, 3),
@@ -284,14 +316,14 @@ def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds:
     """
     by_key: dict[tuple, dict] = {}
     for row in rows:
-        by_key.setdefault(_row_key(row), row)
+        by_key.setdefault(_row_key(with_peak(row)), row)
     entries = []
     for c in candidates:
-        runs = [by_key[(c.key, c.epochs, i)] for i in range(seeds)]
+        runs = [by_key[c.training(i)] for i in range(seeds)]
         stats = summarize([score(r) for r in runs])
         entries.append({
             "rank": c.rank, "trial_id": c.trial_id, "hyperparameters": c.hyperparameters,
-            "lineage_epochs": c.lineage_epochs, "epochs": c.epochs,
+            "lineage_epochs": c.lineage_epochs, "epochs": c.epochs, "peak_learning_rate": c.peak,
             "hyperband_val_accuracy": c.hyperband_val_accuracy,
             "seeds": [r["seed"] for r in runs], "scores": [score(r) for r in runs],
             "mean": stats.mean, "sd": stats.sd,
@@ -328,9 +360,8 @@ def verdict(difference: dict | None) -> str:
         )
     ci = (f"{difference['mean_diff']:+.4f}, 95% CI {difference['ci_low']:+.4f} to "
           f"{difference['ci_high']:+.4f}, paired t, n={difference['n']}")  # fmt: skip
-    if difference["significant"]:
-        return f"the winner is distinguishable from the runner-up at the 5% level ({ci})"
-    return f"the winner is not distinguishable from the runner-up at the 5% level ({ci})"
+    word = "" if difference["significant"] else "not "
+    return f"the winner is {word}distinguishable from the runner-up at the 5% level ({ci})"
 
 
 def summary_lines(confirmation: dict, rows: list[dict]) -> list[str]:

@@ -20,6 +20,7 @@ from tuning.config import SearchConfig
 from tuning.engine.confirm import (
     CONFIRM_SCHEDULE,
     Candidate,
+    clear_logdir,
     config_key,
     confirm_seed,
     missing_trainings,
@@ -29,7 +30,7 @@ from tuning.engine.confirm import (
 )
 from tuning.engine.results import best_record, write_best, write_results
 from tuning.errors import ProjectError, UsageError
-from tuning.selection import choose_configuration, epochs_from_lineage
+from tuning.selection import choose_configuration, confirmation_note, epochs_from_lineage
 
 CONFIRM = ["--confirm-top", "2", "--confirm-seeds", "2"]
 
@@ -229,6 +230,29 @@ def test_rows_of_older_runs_count_only_where_the_floor_leaves_the_peak_alone(tmp
     assert missing_trainings(ranked, runs, 2) == []  # rows that record their peak
     records.write_confirm_runs(tmp_path, done)  # a rewrite keeps them, their peak recorded
     assert records.read_confirm_runs(tmp_path) == done
+    text = (tmp_path / "confirm.csv").read_text().splitlines()
+    column = text[0].split(",").index("peak_learning_rate")
+    cells = text[1].split(",")
+    cells[column] = ""  # where the column is there, its cells are required
+    (tmp_path / "confirm.csv").write_text("\n".join([text[0], ",".join(cells), *text[2:]]))
+    with pytest.raises(ProjectError, match=r"unreadable \(empty cell\(s\) peak_learning_rate\)"):
+        records.read_confirm_runs(tmp_path)
+
+
+def test_a_superseded_trainings_curves_move_aside_and_a_killed_attempts_go(tmp_path):
+    logdir = tmp_path / "1_s0"
+    (logdir / "validation").mkdir(parents=True)
+    (logdir / "events.old").write_text("finished under peak 0.024")
+    clear_logdir(logdir, [0.024])
+    aside = tmp_path / "1_s0_peak0.024"
+    assert not logdir.exists() and (aside / "events.old").is_file()
+    logdir.mkdir()
+    (logdir / "events.new").write_text("a killed retraining's")
+    clear_logdir(logdir, [0.024])  # the finished one is aside already: this one goes
+    assert not logdir.exists() and (aside / "events.old").is_file()
+    logdir.mkdir()
+    clear_logdir(logdir, [])  # no row at this rank and seed index: a killed attempt's
+    assert not logdir.exists() and sorted(p.name for p in tmp_path.iterdir()) == [aside.name]
 
 
 def _confirmed_files(tmp_path: Path, scores: dict[str, list[float]]) -> dict:
@@ -268,9 +292,22 @@ def test_finalize_takes_the_confirmed_winner_over_hyperbands_best(tmp_path):
     # the trials' tables, rewritten as a rerun does, keep the confirmation
     write_results(tmp_path, TRIALS)
     assert json.loads((tmp_path / "best.json").read_text()) == best
+    assert confirmation_note(choice) is None  # confirmed under today's recipe
     # a best.json without one (--confirm-top 0, older runs): Hyperband's best, as before
     write_best(tmp_path, TRIALS, None)
     assert choose_configuration(tmp_path, None, None).provenance["trial_id"] == "0003"
+
+
+def test_a_winner_confirmed_under_an_older_recipe_gets_a_note(tmp_path):
+    _confirmed_files(tmp_path, {"0003": [0.88, 0.87, 0.88], "0001": [0.86, 0.85, 0.86]})
+    best = json.loads((tmp_path / "best.json").read_text())
+    older = "1-epoch warm-up + cosine from 4 x the searched rate, at most 0.1; augment flip,erase"
+    best["confirmation"]["recipe"] = older + "; 2 x its lineage epochs"
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    note = confirmation_note(choose_configuration(tmp_path, None, None))
+    assert note.startswith(f"note: the search confirmed this configuration under an older "
+                           f"recipe ({older}") and "at least 0.05" in note  # fmt: skip
+    assert "rerun the search's command" in note
 
 
 def test_an_edited_confirmed_winner_is_refused(tmp_path):

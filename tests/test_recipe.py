@@ -241,10 +241,13 @@ def test_the_peak_has_a_floor():
     assert floor.peak(0.04)[0] == 0.1  # the cap still holds
     assert Schedule("cosine", 1, 4.0, 0.1).peak(0.006)[0] == pytest.approx(0.024)  # no floor
     assert FinalizeConfig().lr_schedule.peak(0.006)[0] == 0.05  # the finalizer's default
-    with pytest.raises(UsageError, match=r"--min-lr must be between 0 and --max-lr \(0.1\)"):
-        Schedule("cosine", 1, 4.0, 0.1, 0.2)
-    with pytest.raises(UsageError, match="--min-lr must be between 0"):
-        FinalizeConfig(min_lr=-0.01)
+    low_cap = Schedule("cosine", 1, 4.0, 0.01, 0.05)  # --max-lr 0.01 alone: the cap wins
+    text = "0.01 (4 x the searched 0.001 = 0.004, raised to --min-lr 0.05, capped by --max-lr 0.01)"
+    assert low_cap.peak(0.001) == (0.01, text)
+    assert FinalizeConfig(max_lr=0.01).lr_schedule.peak(0.001)[0] == 0.01
+    for bad in (-0.01, math.inf, math.nan):
+        with pytest.raises(UsageError, match="--min-lr must be a non-negative number"):
+            FinalizeConfig(min_lr=bad)
 
 
 def test_finalize_rejects_a_bad_schedule_setting(search_run):
@@ -257,8 +260,8 @@ def test_finalize_rejects_a_bad_schedule_setting(search_run):
     assert proc.returncode == 2 and "--lr-scale must be in (0, 1000]" in proc.stderr
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--max-lr", "-1")
     assert proc.returncode == 2 and "--max-lr must be a positive number" in proc.stderr
-    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--min-lr", "0.5")
-    assert proc.returncode == 2 and "--min-lr must be between 0 and --max-lr (0.1)" in proc.stderr
+    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--min-lr", "inf")
+    assert proc.returncode == 2 and "--min-lr must be a non-negative number" in proc.stderr
 
 
 def test_the_hypermodel_builds_trials_with_the_search_recipe():

@@ -55,9 +55,8 @@ DEFAULT_EPOCHS_FACTOR = 4.0
 # trials run at a constant rate, while warm-up + cosine decay tolerates a higher peak.
 DEFAULT_LR_SCALE = 4.0  # measured: docs/accuracy.md, "The finalizer's peak rate"
 DEFAULT_MAX_LR = 0.1
-# ... and at least DEFAULT_MIN_LR: a configuration searched at a low rate still decays from
-# the 0.05-0.1 plateau where the final recipe trains best (docs/accuracy.md, phase 8: the
-# 2 x 64 network from 4 x its searched 0.006 = 0.024 lost 0.3-0.5 points against 0.05).
+# ... and at least DEFAULT_MIN_LR: a network searched at a low rate still decays from the
+# 0.05-0.1 plateau where the final recipe trains best (docs/accuracy.md, phases 7 and 8).
 DEFAULT_MIN_LR = 0.05
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
 # the finalizer's long training on train+valid uses it, translation (a random crop of the
@@ -90,6 +89,18 @@ DEFAULT_CONFIRM_EPOCHS_FACTOR = 2.0
 # ... with the augmentation the finalizer had at that length (translation slows the fit
 # and only pays over the finalizer's 4 x; docs/accuracy.md, phase 5).
 DEFAULT_CONFIRM_AUGMENT: tuple[str, ...] = ("flip", "erase")
+
+
+def confirm_recipe_text() -> str:
+    """How the confirmation trains (best.json keeps it, so a retraining sees a change)."""
+    return (
+        f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
+        f"searched rate, at least {DEFAULT_MIN_LR:g} and at most {DEFAULT_MAX_LR:g}; "
+        f"augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
+        f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
+    )
+
+
 # Distributed search (tuning.engine): this process's part, and how a trial trains.
 ROLES = ("single", "chief", "worker")
 STRATEGIES = ("none", "mirrored")
@@ -277,12 +288,13 @@ class RetrainOptions:
 class Schedule:
     """The learning rate of a retraining: constant, or warm-up + cosine decay to 0.
 
-    Its peak is ``lr_scale`` x the searched rate, at least ``min_lr`` and at most
-    ``max_lr``: Hyperband trials run at a constant rate, while warm-up + cosine decay
-    tolerates a higher peak (docs/accuracy.md), but not beyond a rate where SGD with
-    momentum starts to diverge. The floor is there because a short constant-rate trial
-    favours lower rates than a long decaying training does: 4 x a low searched rate is
-    still below the rates the final recipe trains best at.
+    Its peak is ``lr_scale`` x the searched rate, at least ``min_lr`` and at most ``max_lr``
+    (the cap has the last word, so a low --max-lr alone stays valid). Hyperband trials run
+    at a constant rate, while warm-up + cosine decay tolerates a higher peak
+    (docs/accuracy.md), but not beyond a rate where SGD with momentum starts to diverge.
+    The floor is there because a short constant-rate trial favours lower rates than a long
+    decaying training does: 4 x a low searched rate is still below the rates the final
+    recipe trains best at.
     """
 
     kind: str = "constant"
@@ -300,10 +312,8 @@ class Schedule:
             raise UsageError(f"--lr-scale must be in (0, 1000], not {self.lr_scale}")
         if not 0 < self.max_lr <= math.inf:
             raise UsageError(f"--max-lr must be a positive number, not {self.max_lr}")
-        if not 0 <= self.min_lr <= self.max_lr:
-            raise UsageError(
-                f"--min-lr must be between 0 and --max-lr ({self.max_lr:g}), not {self.min_lr}"
-            )
+        if not 0 <= self.min_lr < math.inf:
+            raise UsageError(f"--min-lr must be a non-negative number, not {self.min_lr}")
 
     def peak(self, searched: float) -> tuple[float, str]:
         """The rate trained at (the schedule's peak) and how it was derived."""
@@ -316,6 +326,7 @@ class Schedule:
             how += f", capped by --max-lr {self.max_lr:g}"
         elif rate > scaled:
             how += f" = {scaled:.4g}, raised to --min-lr {self.min_lr:g}"
+            how += f", capped by --max-lr {self.max_lr:g}" if rate < self.min_lr else ""
         return rate, f"{rate:.4g} ({how})"
 
     def describe(self, searched: float) -> str:

@@ -28,6 +28,7 @@ from tuning.selection import (
     Choice,
     TrainingSettings,
     choose_configuration,
+    confirmation_note,
     epochs_from_lineage,
     inherited_settings,
 )
@@ -67,9 +68,12 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     staged = StagedFolder(config.run_dir / "final", config.overwrite)
     staged.check()
     hp = choice.hyperparameters
-    warning = check_fits(hp["blocks"], hp["filters"], settings.batch_size, "the final network")
-    if warning:
-        print(warning, flush=True)
+    for warning in (
+        confirmation_note(choice),
+        check_fits(hp["blocks"], hp["filters"], settings.batch_size, "the final network"),
+    ):
+        if warning:
+            print(warning, flush=True)
     data = load_fit_data(settings, config.train_on)
     folder = staged.start()
     searched = choice.hyperparameters["learning_rate"]

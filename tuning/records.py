@@ -325,16 +325,22 @@ def read_confirm_runs(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / CONFIRM_FILE
     if not path.is_file():
         return []
-    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES, CONFIRM_ADDED)
+    try:  # an added column may be absent (an older file), but not empty where it is there
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            absent = tuple(set(CONFIRM_ADDED) - set(next(csv.reader(fh), [])))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ProjectError(f"{path} is unreadable ({exc})") from None
+    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES, absent)
     metrics = ("val_accuracy", "val_loss")
     for row in rows:
         missing = [k for k in CONFIRM_FIELD_TYPES
-                   if k not in metrics + CONFIRM_ADDED and row[k] is None]  # fmt: skip
+                   if k not in metrics + absent and row[k] is None]  # fmt: skip
         if missing:
             raise ProjectError(f"{path} is unreadable (empty cell(s) {', '.join(missing)})")
     return _empty_as_nan(rows, metrics)
 
 
 def write_confirm_runs(run_dir: Path, rows: list[dict]) -> None:
-    ordered = sorted(rows, key=lambda r: (r["rank"], r["seed_index"]))
+    ordered = sorted(rows, key=lambda r: (r["rank"], r["seed_index"],
+                                          r.get("peak_learning_rate") or 0))  # fmt: skip
     write_csv(Path(run_dir) / CONFIRM_FILE, CONFIRM_FIELD_TYPES, ordered)

@@ -20,6 +20,7 @@ from tuning.config import (
     DEFAULT_RECIPE,
     DEFAULT_SEED,
     RetrainOptions,
+    confirm_recipe_text,
     make_recipe,
 )
 from tuning.errors import ProjectError, UsageError
@@ -102,7 +103,20 @@ def _confirmed_winner(run_dir: Path, rows: list[dict]) -> tuple[dict, dict] | No
             "rewrite it, or pick one with --trial"
         )
     brief = {k: winner.get(k) for k in ("mean", "sd", "scores", "seeds")}
+    brief["recipe"] = best["confirmation"].get("recipe")
     return row, {**brief, "distinguishable": best["confirmation"].get("distinguishable")}
+
+
+def confirmation_note(choice: Choice) -> str | None:
+    """One line when the search confirmed its winner under another recipe than today's
+    (a run made before a change to the stage): its ranking may differ under today's."""
+    recipe = (choice.provenance.get("confirmation") or {}).get("recipe")
+    if recipe is None or recipe == confirm_recipe_text():
+        return None
+    return (
+        f"note: the search confirmed this configuration under an older recipe ({recipe}); "
+        f"today's is {confirm_recipe_text()}: rerun the search's command to confirm again"
+    )
 
 
 def _trial_row(rows: list[dict], trial: str, run_dir: Path) -> dict:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,17 +56,22 @@ from tuning.config import (
     DEFAULT_WARMUP_EPOCHS,
     Schedule,
     SearchConfig,
+    confirm_recipe_text,
 )
+from tuning.engine.confirm_text import summary_lines, verdict
 from tuning.engine.results import describe_hyperparameters, write_best
 from tuning.resume import SearchInterrupted
 from tuning.selection import TrainingSettings
 from tuning.stats import paired_t, summarize
 from tuning.training import retrain
 
-# The finalizer's default schedule (the confirmation trains under it), and the one before
-# its floor, for the confirm.csv rows of older runs, which do not record their peak
-BEFORE_FLOOR = Schedule("cosine", DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE, DEFAULT_MAX_LR)
-CONFIRM_SCHEDULE = replace(BEFORE_FLOOR, min_lr=DEFAULT_MIN_LR)
+# The finalizer's default schedule (the confirmation trains under it), and the one the
+# stage used before the floor (f14b369 to b0715fd), for the confirm.csv rows of older runs,
+# which do not record their peak: fixed values, not today's defaults
+CONFIRM_SCHEDULE = Schedule(
+    "cosine", DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE, DEFAULT_MAX_LR, DEFAULT_MIN_LR
+)
+BEFORE_FLOOR = Schedule("cosine", warmup_epochs=1, lr_scale=4.0, max_lr=0.1)
 CONFIRM_STREAM = 15  # keeps these seeds apart from the trials' and the ablation's
 LOG_FOLDER = "confirm"  # <run>/tensorboard/confirm/<rank>_s<seed index>
 
@@ -166,7 +171,10 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
             flush=True,
         )
         try:
-            row = train_one(config, candidate, index, data, precision, deadline)
+            superseded = [
+                r for r in done if (r["rank"], r["seed_index"]) == (candidate.rank, index)
+            ]
+            row = train_one(config, candidate, index, data, precision, deadline, superseded)
         except SearchInterrupted:
             if deadline is None or not deadline.expired:
                 raise
@@ -224,30 +232,21 @@ def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None
     )
 
 
-def confirm_recipe_text() -> str:
-    return (
-        f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
-        f"searched rate, at least {DEFAULT_MIN_LR:g} and at most {DEFAULT_MAX_LR:g}; "
-        f"augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
-        f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
-    )
-
-
 def confirm_recipe(recipe: Recipe) -> Recipe:
     """The search's recipe with the finalizer's augmentation."""
     return Recipe(**{**recipe.to_dict(), "augment": DEFAULT_CONFIRM_AUGMENT})
 
 
 def train_one(config: SearchConfig, candidate: Candidate, index: int, data: TrainingData,
-              precision: str, deadline=None) -> dict:  # fmt: skip
+              precision: str, deadline=None, superseded: tuple = ()) -> dict:  # fmt: skip
     """One training from scratch; its confirm.csv row. TensorBoard: its own folder and an
-    HParams session named ``confirm/<rank>_s<index>``, apart from the trials'."""
+    HParams session named ``confirm/<rank>_s<index>``, apart from the trials'.
+    ``superseded``: confirm.csv's rows at this rank and seed index under another peak."""
     seed = confirm_seed(config.seed, index)
     hp, epochs = candidate.hyperparameters, candidate.epochs
     name = f"{candidate.rank}_s{index}"
     logdir = config.run_dir / "tensorboard" / LOG_FOLDER / name
-    if logdir.is_dir() and not logdir.is_symlink():
-        shutil.rmtree(logdir)  # a killed training's curves: it starts again from scratch
+    clear_logdir(logdir, [r["peak_learning_rate"] for r in superseded])
     settings = TrainingSettings(
         config.seed, config.subset, config.batch_size, confirm_recipe(config.recipe), precision,
         config.data_dir,
@@ -283,6 +282,20 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
         "seconds": round(seconds, 3),
         "status": "diverged" if diverged else "ok",
     }
+
+
+def clear_logdir(logdir: Path, superseded_peaks: list[float]) -> None:
+    """Make way for a training's curves. Those of a finished training that a change of
+    peak superseded (its row stays in confirm.csv) move aside to ``<name>_peak<rate>``; a
+    killed attempt's are deleted, as it starts again from scratch."""
+    if not logdir.is_dir() or logdir.is_symlink():
+        return
+    for peak in superseded_peaks:
+        aside = logdir.with_name(f"{logdir.name}_peak{peak:g}")
+        if not aside.exists():
+            logdir.rename(aside)
+            return
+    shutil.rmtree(logdir)
 
 
 def _last(history: dict, key: str) -> float:
@@ -347,54 +360,3 @@ def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds:
         "verdict": verdict(difference),
         "candidates": entries,
     }
-
-
-def verdict(difference: dict | None) -> str:
-    """One plain sentence on the winner against the runner-up."""
-    if difference is None:
-        return "only one configuration was confirmed: there is no runner-up to compare"
-    if difference["ci_low"] is None:
-        return (
-            "the winner is not distinguishable from the runner-up at the 5% level (one seed "
-            "each gives no interval: use --confirm-seeds 2 or more)"
-        )
-    ci = (f"{difference['mean_diff']:+.4f}, 95% CI {difference['ci_low']:+.4f} to "
-          f"{difference['ci_high']:+.4f}, paired t, n={difference['n']}")  # fmt: skip
-    word = "" if difference["significant"] else "not "
-    return f"the winner is {word}distinguishable from the runner-up at the 5% level ({ci})"
-
-
-def summary_lines(confirmation: dict, rows: list[dict]) -> list[str]:
-    """The end-of-search table: each configuration's mean ± sd, the leader's differences."""
-    seeds = confirmation["seeds"]
-    lines = [
-        f"confirmation ({seeds} seed{'s' if seeds != 1 else ''} each; validation accuracy "
-        "after the last epoch; difference: leader - this, 95% CI, paired by seed index):",
-        "  rank  trial  blocks filters skip  lr       epochs  mean ± sd          difference",
-    ]
-    for e in sorted(confirmation["candidates"], key=lambda e: (-e["mean"], e["rank"])):
-        hp, d = e["hyperparameters"], e["difference"]
-        if d is None:
-            diff = "leader"
-        elif d["ci_low"] is None:
-            diff = f"{d['mean_diff']:+.4f} (no interval)"
-        else:
-            diff = f"{d['mean_diff']:+.4f} ({d['ci_low']:+.4f} to {d['ci_high']:+.4f})"
-        lines.append(
-            f"  {e['rank']:>4}  {e['trial_id']:>5}  {hp['blocks']:>6} {hp['filters']:>7} "
-            f"{'on ' if hp['skip'] else 'off'}   {hp['learning_rate']:<8.3g} {e['epochs']:>6}  "
-            f"{e['mean']:.4f} ± {e['sd']:.4f}    {diff}"
-            + (f"  [{e['diverged']} diverged]" if e["diverged"] else "")
-        )
-    winner = confirmation["winner"]
-    lines.append(
-        f"confirmed winner: trial {winner['trial_id']} (Hyperband rank {winner['rank']}), "
-        f"{winner['mean']:.4f} ± {winner['sd']:.4f}; {confirmation['verdict']}"
-    )
-    best = records.best_row(rows)
-    if best is not None and best["trial_id"] != winner["trial_id"]:
-        lines.append(
-            f"the finalizer will train trial {winner['trial_id']}, not Hyperband's best trial "
-            f"{best['trial_id']} (--trial {best['trial_id']} to take that one)"
-        )
-    return lines

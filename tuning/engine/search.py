@@ -98,7 +98,7 @@ def train_and_confirm(config, tuner, cluster, plan, status, splits, train, fit_a
                 flush=True,
             )
         elif tuner.finished_trials() == finished_before and status == "resume":
-            print(f"search in {config.run_dir} is already complete; nothing to run.")
+            print(f"search in {config.run_dir} is already complete; no trial to run.")
         else:
             print(f"search finished in {elapsed / 60:.1f} min")
         print_summary(config, rows)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,7 +239,7 @@ def confirm_recipe(recipe: Recipe) -> Recipe:
 
 
 def train_one(config: SearchConfig, candidate: Candidate, index: int, data: TrainingData,
-              precision: str, deadline=None, superseded: tuple = ()) -> dict:  # fmt: skip
+              precision: str, deadline=None, superseded: Sequence[dict] = ()) -> dict:  # fmt: skip
     """One training from scratch; its confirm.csv row. TensorBoard: its own folder and an
     HParams session named ``confirm/<rank>_s<index>``, apart from the trials'.
     ``superseded``: confirm.csv's rows at this rank and seed index under another peak."""

@@ -163,7 +163,7 @@ def read_csv(path: str | os.PathLike, field_types: dict[str, type],
 
     Strict: every column must be there and every row complete, or ValueError names what
     is wrong. A UTF-8 byte-order mark (a spreadsheet's) is the only liberty taken, and
-    the ``added`` columns, which files written before them lack (their cells read None).
+    the ``added`` columns, which files written before them lack (their rows lack the key).
     """
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -174,8 +174,7 @@ def read_csv(path: str | os.PathLike, field_types: dict[str, type],
         for row in reader:
             if None in row or None in row.values():
                 raise ValueError(f"line {reader.line_num} has the wrong number of cells")
-            parsed = {k: _parse_cell(v, field_types.get(k, str), k) for k, v in row.items()}
-            rows.append({**dict.fromkeys(added), **parsed})
+            rows.append({k: _parse_cell(v, field_types.get(k, str), k) for k, v in row.items()})
         return rows
 
 
@@ -316,7 +315,7 @@ CONFIRM_FIELD_TYPES: dict[str, type] = {
     "status": str,
 }
 CONFIRM_STATUSES = ABLATION_STATUSES  # "ok", or "diverged" (a non-finite loss)
-# Columns that files of older runs lack (read as None): the peak came with its floor.
+# Columns that files of older runs lack (their rows lack the key): the peak came with its floor.
 CONFIRM_ADDED = ("peak_learning_rate",)
 
 
@@ -325,16 +324,11 @@ def read_confirm_runs(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / CONFIRM_FILE
     if not path.is_file():
         return []
-    try:  # an added column may be absent (an older file), but not empty where it is there
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            absent = tuple(set(CONFIRM_ADDED) - set(next(csv.reader(fh), [])))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ProjectError(f"{path} is unreadable ({exc})") from None
-    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES, absent)
+    rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES, CONFIRM_ADDED)
     metrics = ("val_accuracy", "val_loss")
-    for row in rows:
+    for row in rows:  # an added column may be absent (an older file), but never empty
         missing = [k for k in CONFIRM_FIELD_TYPES
-                   if k not in metrics + absent and row[k] is None]  # fmt: skip
+                   if k not in metrics and k in row and row[k] is None]  # fmt: skip
         if missing:
             raise ProjectError(f"{path} is unreadable (empty cell(s) {', '.join(missing)})")
     return _empty_as_nan(rows, metrics)

@@ -11,7 +11,7 @@ interrupted run resumes where it stopped; the summary prints mean validation acc
 the paired difference to ``base`` and the wall time per setting.
 
 Each row also scores the same trained network with flip test-time augmentation (the
-mean of the image's and its mirror's probabilities, ``tuning.training.predict``), so
+mean of the image's and its mirror's probabilities, ``tuning.retrain.training.predict``), so
 that lever is measured paired with no extra training.
 """
 
@@ -35,8 +35,8 @@ from hypermodels.optim import warmup_cosine  # noqa: E402
 from hypermodels.recipe import Recipe  # noqa: E402
 from hypermodels.resnet import build_resnet  # noqa: E402
 from tuning.data import load_splits, stratified_take  # noqa: E402
-from tuning.precision import resolve  # noqa: E402
-from tuning.training import predict, scores  # noqa: E402
+from tuning.machine.precision import resolve  # noqa: E402
+from tuning.retrain.training import predict, scores  # noqa: E402
 
 BASE = {
     "learning_rate": 0.01,

@@ -90,9 +90,9 @@ def main() -> None:
 
     from hypermodels import build_resnet
     from hypermodels.inputs import as_dataset
-    from tuning import precision
-    from tuning.cost import forward_flops
     from tuning.data import fit_standardizer, load_arrays
+    from tuning.machine import precision
+    from tuning.machine.cost import forward_flops
 
     x, y, _ = load_arrays(a.data_dir, "train")
     x, y = x[: a.images], y[: a.images]

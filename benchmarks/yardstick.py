@@ -63,8 +63,8 @@ def key_of(row: dict) -> tuple:
 
 def train_one(splits, shape, seed: int, args) -> dict:
     """One training of ``shape`` under the finalizer's recipe; its validation scores."""
-    from tuning.selection import TrainingSettings
-    from tuning.training import predict, retrain, scores
+    from tuning.retrain.selection import TrainingSettings
+    from tuning.retrain.training import predict, retrain, scores
 
     blocks, filters, skip = shape
     recipe = Recipe(
@@ -219,7 +219,7 @@ def main() -> int:
         print(summary(rows))
         return 0
     from tuning.data import load_splits
-    from tuning.precision import resolve
+    from tuning.machine.precision import resolve
 
     args.precision = resolve(args.precision)
     shapes = SHAPES if not args.shapes else [parse_shape(s) for s in args.shapes.split(",")]

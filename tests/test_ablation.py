@@ -9,11 +9,13 @@ import shutil
 import pytest
 from conftest import run_module
 
-from tuning import ablate, ablation, cli, records, stats
+from tuning import ablate, cli, stats
 from tuning.cli import run_cli
 from tuning.config import AblationConfig, RetrainOptions
 from tuning.errors import UsageError
-from tuning.reporting import build_reports
+from tuning.retrain import ablation
+from tuning.rundir import records
+from tuning.show.rebuild import build_reports
 from tuning.stats import ablation_summary
 
 HP = json.dumps({"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.02})
@@ -192,7 +194,7 @@ def test_search_and_final_views(search_run, tmp_path):
         reference, run_dir, ignore=shutil.ignore_patterns("trial_*", "tensorboard", "final*")
     )
     from tuning.data import CLASS_NAMES
-    from tuning.records import atomic_write_json
+    from tuning.rundir.records import atomic_write_json
 
     matrix = [[90 if i == j else 1 for j in range(10)] for i in range(10)]
     atomic_write_json(

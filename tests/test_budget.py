@@ -7,10 +7,10 @@ import time
 
 from conftest import run_module
 
-from tuning import records
 from tuning.config import SearchConfig
-from tuning.cost import Calibration
 from tuning.engine.budget import ladder, planned_seconds, size_to_budget
+from tuning.machine.cost import Calibration
+from tuning.rundir import records
 
 CAL = Calibration(flops_per_second=50e9, trial_start_s=1.0)
 
@@ -63,7 +63,7 @@ def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
     from tuning.config import FinalizeConfig, RetrainOptions
     from tuning.engine import budget, search
     from tuning.engine.tuner import ResNetHyperband
-    from tuning.final import run_finalize
+    from tuning.retrain.finalizer import run_finalize
 
     space = SearchSpace(1, 2, (8, 16), "both", 1e-3, 1e-1)
     config = SearchConfig(space=space, data_dir=str(data_dir), directory=str(tmp_path),

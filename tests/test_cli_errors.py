@@ -157,7 +157,7 @@ def test_foreign_directory_is_not_overwritten(data_dir, tmp_path, capsys):
 @pytest.fixture
 def fake_run(tmp_path):
     """A run folder with a trials.csv (one completed, one failed trial); no training needed."""
-    from tuning import records
+    from tuning.rundir import records
 
     run = tmp_path / "run"
     base = {"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.01, "initial_epoch": 0}
@@ -210,7 +210,7 @@ def test_finalize_missing_and_empty_runs(tmp_path, capsys):
 
 
 def test_finalize_run_without_success(fake_run, capsys):
-    from tuning import records
+    from tuning.rundir import records
 
     rows = records.read_trials_csv(fake_run / "trials.csv")
     rows[0]["status"] = "FAILED"

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
 
-from tuning import records
 from tuning.config import SearchConfig
 from tuning.engine.confirm import (
     CONFIRM_SCHEDULE,
@@ -30,7 +29,8 @@ from tuning.engine.confirm import (
 )
 from tuning.engine.results import best_record, write_best, write_results
 from tuning.errors import ProjectError, UsageError
-from tuning.selection import choose_configuration, confirmation_note, epochs_from_lineage
+from tuning.retrain.selection import choose_configuration, confirmation_note, epochs_from_lineage
+from tuning.rundir import records
 
 CONFIRM = ["--confirm-top", "2", "--confirm-seeds", "2"]
 

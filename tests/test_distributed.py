@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import SEARCH_ARGS, popen_module, run_module
 
-from tuning import records
 from tuning.config import Cluster
 from tuning.engine import free_port, resolve_cluster
 from tuning.errors import UsageError
 from tuning.plan import hyperband_plan
+from tuning.rundir import records
 
 BOUND_S = 150  # every process must have exited by itself within this
 

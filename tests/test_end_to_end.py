@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import SEARCH_ARGS, run_module
 
-from tuning import records
 from tuning.config import (
     DEFAULT_EPOCHS_FACTOR,
     DEFAULT_FINAL_AUGMENT,
@@ -19,6 +18,7 @@ from tuning.config import (
     DEFAULT_TTA,
 )
 from tuning.plan import hyperband_plan
+from tuning.rundir import records
 
 
 def test_search_prints_plan_and_next_step(search_run):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import SEARCH_ARGS, run_module
 
-from tuning import records
 from tuning.errors import ProjectError
+from tuning.rundir import records
 
 
 def _copy_run(search_run, tmp_path: Path, name: str = "run") -> Path:
@@ -136,8 +136,8 @@ def test_a_deleted_or_garbled_trial_is_rerun_not_lost(search_run, tmp_path, dama
 
 # -- a diverged finalize, and valid JSON --------------------------------------------------
 def test_a_diverged_finalize_stops_before_the_test_set(data_dir, tmp_path, monkeypatch):
-    from tuning import final
     from tuning.config import FinalizeConfig, RetrainOptions
+    from tuning.retrain import finalizer as final
 
     def no_test_set(*args, **kwargs):
         raise AssertionError("the test set was read")
@@ -219,7 +219,7 @@ def test_a_full_disk_stops_in_one_line_and_resumes_once_space_is_back(search_run
 # -- memory ---------------------------------------------------------------------------------
 def test_the_memory_estimate_counts_the_real_networks_weights():
     from hypermodels import build_resnet
-    from tuning.memory import parameters, training_bytes
+    from tuning.machine.memory import parameters, training_bytes
 
     assert parameters(2, 64) == build_resnet(2, 64).count_params() == 955018
     assert training_bytes(2, 64, 512) > training_bytes(2, 64, 256) > training_bytes(1, 64, 256)

@@ -18,22 +18,22 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, SEARCH_ARGS, module_env, run_module
 
-from tuning import records
 from tuning.config import SearchConfig
 from tuning.errors import ProjectError, UsageError
-from tuning.lock import LOCK_NAME, RunLock
 from tuning.plan import hyperband_plan
-from tuning.rundir import (
+from tuning.rundir import records
+from tuning.rundir.folders import (
     StagedFolder,
     delete_for_overwrite,
     is_search_run,
     prepare_search_dir,
 )
+from tuning.rundir.lock import LOCK_NAME, RunLock
 
 HP = json.dumps({"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.01})
 # The lock's holder in another process: takes it, says so, holds it until stdin closes.
 HOLDER = (
-    "import sys\nfrom tuning.lock import RunLock\n"
+    "import sys\nfrom tuning.rundir.lock import RunLock\n"
     "RunLock(sys.argv[1], 'search').acquire()\nprint('held', flush=True)\nsys.stdin.read()\n"
 )
 

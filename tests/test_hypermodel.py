@@ -152,8 +152,8 @@ def test_precision_policy_survives_clear_session(policy):
 
 def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path):
     # auto times the candidates of this device (tests/test_precision.py); which ones:
-    from tuning import precision
     from tuning.errors import UsageError
+    from tuning.machine import precision
 
     monkeypatch.setattr(precision, "gpu_names", lambda: [])
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})

@@ -1,5 +1,5 @@
-"""What the search teaches: importance, observational skip comparison, history (tuning.insights);
-plots and text (tuning.insight_plots).
+"""What the search teaches: importance, observational skip comparison, history
+(tuning.show.insights); plots and text (tuning.show.insight_plots).
 
 Synthetic trials only (no training): rows with the columns of records.FIELD_TYPES.
 """
@@ -7,13 +7,15 @@ Synthetic trials only (no training): rows with the columns of records.FIELD_TYPE
 from __future__ import annotations
 
 import ast
+import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tuning import insight_plots, insights, records
+from tuning.rundir import records
+from tuning.show import insight_plots, insights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -141,6 +143,13 @@ def skip_helps(blocks, filters, skip, lr, budget):
 
 
 # -- the modules stay low in the import graph ---------------------------------------------
+def is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def tuning_imports(module) -> tuple[set[str], set[str]]:
     """The tuning modules a module imports (anywhere) and its top-level imported packages."""
     tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
@@ -148,10 +157,8 @@ def tuning_imports(module) -> tuple[set[str], set[str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            if node.module == "tuning":
-                tuning_modules |= {a.name for a in node.names}
-            elif node.module.startswith("tuning."):
-                tuning_modules.add(node.module.split(".")[1])
+            if node.module == "tuning" or node.module.startswith("tuning."):
+                tuning_modules |= {n for n in names[1:] if is_module(n)} or {node.module}
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         else:
@@ -163,13 +170,18 @@ def tuning_imports(module) -> tuple[set[str], set[str]]:
 
 def test_imports_only_records_and_stats_from_tuning_and_plots_lazily():
     tuning_modules, top_level = tuning_imports(insights)
-    assert tuning_modules <= {"records", "stats"}
+    assert tuning_modules <= {"tuning.rundir.records", "tuning.stats"}
     assert not top_level & {"matplotlib", "sklearn", "tensorflow", "keras"}
 
 
 def test_insight_plots_imports_only_insights_records_stats_plots_and_matplotlib_lazily():
     tuning_modules, top_level = tuning_imports(insight_plots)
-    assert tuning_modules <= {"insights", "records", "stats", "plots"}
+    assert tuning_modules <= {
+        "tuning.show.insights",
+        "tuning.rundir.records",
+        "tuning.stats",
+        "tuning.show.plots",
+    }
     assert not top_level & {"matplotlib", "sklearn", "tensorflow", "keras"}
 
 

@@ -48,7 +48,7 @@ def test_plan_text_names_totals():
 
 def test_flops_model_by_hand():
     from hypermodels import SearchSpace
-    from tuning.cost import forward_flops, mean_training_flops
+    from tuning.machine.cost import forward_flops, mean_training_flops
 
     # lab network: stem 28*28*64*9 + 2 blocks * 2 convs * 14*14*64*64*9 + 7*7*64*256 + 2560 MACs
     macs = 28 * 28 * 64 * 9 + 2 * 2 * 14 * 14 * 64 * 64 * 9 + 7 * 7 * 64 * 256 + 2560
@@ -60,7 +60,7 @@ def test_flops_model_by_hand():
 
 def test_estimate_is_epochs_times_flops_over_rate_plus_trial_start_up():
     from hypermodels import SearchSpace
-    from tuning.cost import Calibration, estimate_seconds, mean_training_flops
+    from tuning.machine.cost import Calibration, estimate_seconds, mean_training_flops
 
     space = SearchSpace(blocks_min=1, blocks_max=2, filters=(16, 32))
     measured = Calibration(flops_per_second=2e9, trial_start_s=1.5)
@@ -74,7 +74,7 @@ def test_estimate_is_epochs_times_flops_over_rate_plus_trial_start_up():
 
 def test_calibration_measures_a_positive_rate_and_start_up():
     from hypermodels import SearchSpace
-    from tuning.cost import calibrate
+    from tuning.machine.cost import calibrate
 
     measured = calibrate(SearchSpace(blocks_min=1, blocks_max=1, filters=(8,)), 16, "float32")
     assert 1e6 < measured.flops_per_second < 1e14  # a CPU's training rate, in FLOP/s

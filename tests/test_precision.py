@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from tuning import precision, precision_timing
 from tuning.errors import UsageError
+from tuning.machine import precision
+from tuning.machine import timing as precision_timing
 
 F32, BF16, F16 = "float32", "mixed_bfloat16", "mixed_float16"
 
@@ -236,8 +237,8 @@ def test_a_run_keeps_the_auto_choice_it_recorded(tmp_path, monkeypatch):
     measuring again near the margin could pick the other precision and change the run's
     definition."""
     from tuning.config import Cluster, SearchConfig
-    from tuning.engine.search import choose_precision
-    from tuning.records import atomic_write_json
+    from tuning.engine.driver import choose_precision
+    from tuning.rundir.records import atomic_write_json
 
     def no_measuring(cands):
         raise AssertionError("auto measured again")

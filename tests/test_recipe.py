@@ -24,7 +24,7 @@ from tuning.config import (
 )
 from tuning.engine import trial_training_set
 from tuning.errors import UsageError
-from tuning.final import run_finalize
+from tuning.retrain.finalizer import run_finalize
 
 
 def test_parse_augment_is_canonical_and_strict():

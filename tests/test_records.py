@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tuning import records
+from tuning.rundir import records
 
 
 def test_atomic_write_replaces_and_leaves_no_temporaries(tmp_path):

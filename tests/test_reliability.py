@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
 
-from tuning import records
 from tuning.config import SearchConfig
 from tuning.errors import ProjectError
 from tuning.plan import hyperband_plan
+from tuning.rundir import records
 
 HP_COLUMNS = ("trial_id", "blocks", "filters", "skip", "learning_rate", "bracket", "round",
               "parent_trial_id", "initial_epoch", "target_epochs")  # fmt: skip
@@ -92,7 +92,7 @@ def test_damaged_trials_are_rerun_and_reported(search_run, tmp_path):
 
 
 def test_unreadable_oracle_state_is_a_clear_error(tmp_path):
-    from tuning.resume import repair_run
+    from tuning.rundir.resume import repair_run
 
     (tmp_path / "oracle.json").write_text("{broken")
     with pytest.raises(ProjectError, match="oracle.json is unreadable"):
@@ -174,7 +174,7 @@ def test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monk
 
 def test_finalize_refuses_a_run_with_only_failures(data_dir, tmp_path, monkeypatch):
     from tuning.config import FinalizeConfig
-    from tuning.final import run_finalize
+    from tuning.retrain.finalizer import run_finalize
 
     test_consecutive_failures_stop_with_a_clear_message(data_dir, tmp_path, monkeypatch)
     with pytest.raises(ProjectError, match="no successfully completed trial"):
@@ -194,7 +194,7 @@ def test_same_seed_same_hyperparameters_and_deterministic_scores(data_dir, tmp_p
     assert [r["learning_rate"] for r in a] != [r["learning_rate"] for r in c]
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["definition"]["seed"] == 0 and run["definition"]["deterministic"] is True
-    from tuning.precision import resolve
+    from tuning.machine.precision import resolve
 
     assert run["definition"]["precision"] == resolve("auto")  # recorded resolved, not "auto"
     assert {"tensorflow", "keras", "keras_tuner", "numpy"} <= set(run["versions"])
@@ -237,7 +237,7 @@ def _fit_with_resume_checkpoint(
 ) -> None:
     import keras
 
-    from tuning.resume import ResumeCheckpoint
+    from tuning.rundir.resume import ResumeCheckpoint
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss="mse")
@@ -247,7 +247,7 @@ def _fit_with_resume_checkpoint(
 
 
 def test_resume_checkpoint_keeps_the_newest_epoch_but_skips_the_last(tmp_path):
-    from tuning.resume import resume_files
+    from tuning.rundir.resume import resume_files
 
     _fit_with_resume_checkpoint(tmp_path, epochs=3)
     # Epoch 1's file was replaced by epoch 2's; the last epoch is recorded by the trial.
@@ -255,7 +255,7 @@ def test_resume_checkpoint_keeps_the_newest_epoch_but_skips_the_last(tmp_path):
 
 
 def test_resume_checkpoints_wait_for_their_interval_but_not_on_ctrl_c(tmp_path):
-    from tuning.resume import GracefulStop, SearchInterrupted, resume_files
+    from tuning.rundir.resume import GracefulStop, SearchInterrupted, resume_files
 
     _fit_with_resume_checkpoint(tmp_path, epochs=3, every_s=3600.0)
     assert resume_files(tmp_path) == []  # three short epochs: no save due yet
@@ -267,7 +267,7 @@ def test_resume_checkpoints_wait_for_their_interval_but_not_on_ctrl_c(tmp_path):
 
 
 def test_ctrl_c_in_the_last_epoch_still_saves_it(tmp_path):
-    from tuning.resume import GracefulStop, SearchInterrupted, resume_files
+    from tuning.rundir.resume import GracefulStop, SearchInterrupted, resume_files
 
     stop = GracefulStop()
     stop.requested = True

@@ -14,12 +14,12 @@ import pytest
 from hypermodels.recipe import Recipe
 from hypermodels.resnet import hp_values
 from hypermodels.space import SearchSpace
-from tuning import rundir
 from tuning.config import SearchConfig
 from tuning.engine.oracle import AtomicHyperbandOracle, draw_fresh
 from tuning.engine.sampling import BalancedDesign, van_der_corput
 from tuning.errors import UsageError
 from tuning.kt_internals import Trial
+from tuning.rundir import folders as rundir
 
 SHAPE = ("blocks", "filters", "skip")
 

@@ -32,7 +32,7 @@ def images():
 
 
 def test_flip_averages_the_image_and_its_mirror(lopsided_model, images):
-    from tuning.training import predict
+    from tuning.retrain.training import predict
 
     x, _ = images
     single = predict(lopsided_model, x)
@@ -44,7 +44,7 @@ def test_flip_averages_the_image_and_its_mirror(lopsided_model, images):
 
 
 def test_evaluate_reports_both_views_from_one_look(lopsided_model, images):
-    from tuning.training import evaluate, predict, scores
+    from tuning.retrain.training import evaluate, predict, scores
 
     x, y = images
     with_flip = evaluate(lopsided_model, x, y, "flip")
@@ -59,7 +59,7 @@ def test_evaluate_reports_both_views_from_one_look(lopsided_model, images):
 
 
 def test_predict_takes_a_channel_axis_and_an_empty_batch(lopsided_model, images):
-    from tuning.training import predict
+    from tuning.retrain.training import predict
 
     x, _ = images
     for tta in ("none", "flip"):
@@ -69,7 +69,7 @@ def test_predict_takes_a_channel_axis_and_an_empty_batch(lopsided_model, images)
 
 
 def test_unknown_tta_is_refused(lopsided_model, images):
-    from tuning.training import evaluate, predict
+    from tuning.retrain.training import evaluate, predict
 
     with pytest.raises(ValueError, match="test-time augmentation"):
         predict(lopsided_model, images[0], "rotate")

@@ -1,14 +1,13 @@
 """Search, train and evaluate residual CNNs on Fashion-MNIST with KerasTuner.
 
 Layers, bottom up (a module imports only from its own layer or the layers below it):
-- values and files: ``errors``, ``records``, ``stats``, ``plan``, ``data``, ``precision``,
-  ``kt_internals`` (the KerasTuner internals we rely on), ``config``;
-- run directories, training and rendering: ``rundir``, ``selection``, ``training``,
-  ``cost``, ``resume``, ``plots``, ``markdown``;
-- engines: ``engine`` (the Hyperband search, single or distributed), ``final`` (retrain
-  and test once), ``ablation`` (skip on/off, paired over seeds), ``insights`` (what the search
-  teaches) with ``insight_plots``;
-- ``reporting`` (report.md from everything a run holds);
+- foundations: ``errors``, ``stats``, ``plan``, ``data``, ``kt_internals`` (every KerasTuner
+  internal we rely on), ``config``;
+- ``rundir/``: the run directory (atomic records, run.json, the lock, resume);
+- ``machine/``: precision, the search's cost, memory;
+- ``show/``: what a run shows (importance, plots, report.md);
+- ``retrain/``: training a configuration from scratch, the finalizer and the ablation;
+- ``engine/``: the Hyperband search, single or distributed, with its confirmation;
 - the command line: ``cli`` and the commands ``search``, ``finalize``, ``ablate``, ``report``.
 """
 

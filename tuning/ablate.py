@@ -1,5 +1,6 @@
 """``tuning-ablate`` / ``python -m tuning.ablate``: do the skip connections help? Skip on vs
-off, paired over seeds, at one or more depths, then the report (engine: ``tuning.ablation``)."""
+off, paired over seeds, at one or more depths, then the report
+(engine: ``tuning.retrain.ablation``)."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ def config_from_args(args: argparse.Namespace) -> AblationConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
     cli.quiet_tensorflow_startup()
-    from tuning.ablation import run_ablation  # late: imports TensorFlow (seconds)
-    from tuning.reporting import build_reports
+    from tuning.retrain.ablation import run_ablation  # late: imports TensorFlow (seconds)
+    from tuning.show.rebuild import build_reports
 
     run_ablation(config)
     built = build_reports(config.run_dir)

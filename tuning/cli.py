@@ -37,7 +37,7 @@ from tuning.config import (
     Schedule,
 )
 from tuning.errors import EnvironmentFailure, ProjectError, UsageError, environment_failure
-from tuning.precision import CHOICES as PRECISIONS
+from tuning.machine.precision import CHOICES as PRECISIONS
 
 
 class ArgumentParser(argparse.ArgumentParser):

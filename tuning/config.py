@@ -3,7 +3,7 @@
 A search run is defined by its ``SearchConfig.definition()``: rerunning into the same
 directory with a different definition is refused, so results never silently mix.
 ``FinalizeConfig`` and ``AblationConfig`` take what they are not given from the search
-run (``RetrainOptions`` left at None; see ``tuning.selection``).
+run (``RetrainOptions`` left at None; see ``tuning.retrain.selection``).
 
 This module imports only downward (``hypermodels`` values, ``tuning.errors``) and no
 TensorFlow, so a command refuses a bad flag in well under a second.
@@ -69,7 +69,7 @@ DEFAULT_FINAL_AUGMENT: tuple[str, ...] = ("flip", "translate", "erase")
 DEFAULT_FINAL_WEIGHT_DECAY = 1e-2
 TRAIN_ON = ("train+valid", "train")
 # The finalizer's test-time augmentation: "flip" averages the probabilities of each image and
-# its mirror (tuning.training.predict); measured in docs/accuracy.md, "Towards 0.94".
+# its mirror (tuning.retrain.training.predict); measured in docs/accuracy.md, "Towards 0.94".
 TEST_TIME_AUGMENTATIONS = ("flip", "none")
 DEFAULT_TTA = "flip"
 DEFAULT_ABLATION_SEEDS = 5
@@ -340,7 +340,7 @@ class Schedule:
 class FinalizeConfig:
     run_dir: Path = Path(DEFAULT_RUN_DIR)
     trial: str | None = None
-    hyperparameters: dict | None = None  # explicit, validated by tuning.selection
+    hyperparameters: dict | None = None  # explicit, validated by tuning.retrain.selection
     epochs: int | None = None
     train_on: str = "train+valid"
     options: RetrainOptions = RetrainOptions(

@@ -1,5 +1,5 @@
 """``tuning-finalize`` / ``python -m tuning.finalize``: retrain the chosen configuration and
-test it once (the engine: ``tuning.final``)."""
+test it once (the engine: ``tuning.retrain.finalizer``)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> FinalizeConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
     cli.quiet_tensorflow_startup()
-    from tuning.final import run_finalize  # late: imports TensorFlow (seconds)
+    from tuning.retrain.finalizer import run_finalize  # late: imports TensorFlow (seconds)
 
     run_finalize(config)
     return 0

@@ -1,5 +1,5 @@
 """``tuning-report`` / ``python -m tuning.report``: plots and ``report.md`` from a run's saved
-results, no training (the engine: ``tuning.reporting``)."""
+results, no training (the engine: ``tuning.show.rebuild``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def build_parser() -> cli.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.quiet_tensorflow_startup()
-    from tuning.reporting import build_reports  # late: imports TensorFlow (seconds)
+    from tuning.show.rebuild import build_reports  # late: imports TensorFlow (seconds)
 
     built = build_reports(args.run_dir)
     for line in built["verdicts"]:

@@ -4,7 +4,7 @@ The public face of the package; nothing outside it imports its modules directly.
 Modules, bottom up: ``oracle`` (atomic Hyperband oracle), ``callbacks`` (per-epoch records,
 atomic checkpoints), ``results`` (trials.csv, best.json), ``progress`` (console lines),
 ``hparams`` (TensorBoard), ``role``, ``strategy``, ``worker`` and ``chief`` (distributed
-search), ``tuner`` (KerasTuner hooks only) and ``search`` (the orchestrator).
+search), ``tuner`` (KerasTuner hooks only) and ``driver`` (the orchestrator).
 
 The names that need TensorFlow are imported on first use, so a command can validate its
 flags before paying for that import.
@@ -28,11 +28,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "run_search":
-        from tuning.engine.search import run_search
+        from tuning.engine.driver import run_search
 
         return run_search
     if name == "trial_training_set":
-        from tuning.engine.search import trial_training_set
+        from tuning.engine.driver import trial_training_set
 
         return trial_training_set
     if name == "ResNetHyperband":

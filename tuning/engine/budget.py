@@ -3,7 +3,7 @@
 KerasTuner has no time limit (keras-tuner #249); Optuna (``timeout``) and Ray Tune
 (``time_budget_s``) do. Two parts:
 
-- sizing, for a new run only: the calibrated cost model (``tuning.cost``) prices the
+- sizing, for a new run only: the calibrated cost model (``tuning.machine.cost``) prices the
   Hyperband plan plus the confirmation stage for a ladder of plans, from the default one
   down to a 1-epoch search on 3,000 images per trial, and the first that fits is used. A
   resumed run keeps the plan it recorded (its definition must not change), so rerunning
@@ -25,9 +25,9 @@ import time
 import keras
 
 from tuning.config import DEFAULT_CONFIRM_EPOCHS_FACTOR, SearchConfig
-from tuning.cost import Calibration, estimate_seconds, format_duration
+from tuning.machine.cost import Calibration, estimate_seconds, format_duration
 from tuning.plan import hyperband_plan
-from tuning.resume import GracefulStop, SearchInterrupted
+from tuning.rundir.resume import GracefulStop, SearchInterrupted
 
 # (max_epochs, images per trial), most thorough first; the default plan is the first rung,
 # tried with the run's Hyperband iterations, then with fewer; later rungs use one iteration.

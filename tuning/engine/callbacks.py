@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from tuning import records
 from tuning.kt_internals import SaveBestEpoch
+from tuning.rundir import records
 
 
 class AtomicSaveBestEpoch(SaveBestEpoch):

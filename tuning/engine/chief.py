@@ -26,7 +26,7 @@ from tuning.config import Cluster
 from tuning.engine.oracle import count_finished
 from tuning.errors import ProjectError
 from tuning.kt_internals import FINISHED, TrialStatus, oracle_chief_module, protos
-from tuning.resume import SearchInterrupted
+from tuning.rundir.resume import SearchInterrupted
 
 
 class Chief:

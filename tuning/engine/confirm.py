@@ -47,7 +47,6 @@ from pathlib import Path
 import numpy as np
 
 from hypermodels.recipe import Recipe
-from tuning import records
 from tuning.config import (
     DEFAULT_CONFIRM_AUGMENT,
     DEFAULT_CONFIRM_EPOCHS_FACTOR,
@@ -61,10 +60,11 @@ from tuning.config import (
 )
 from tuning.engine.confirm_text import summary_lines, verdict
 from tuning.engine.results import describe_hyperparameters, write_best
-from tuning.resume import SearchInterrupted
-from tuning.selection import TrainingSettings
+from tuning.retrain.selection import TrainingSettings
+from tuning.retrain.training import retrain
+from tuning.rundir import records
+from tuning.rundir.resume import SearchInterrupted
 from tuning.stats import paired_t, summarize
-from tuning.training import retrain
 
 # The finalizer's default schedule (the confirmation trains under it), and the one the
 # stage used before the floor (f14b369 to b0715fd), for the confirm.csv rows of older runs,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuning import records
+from tuning.rundir import records
 
 
 def verdict(difference: dict | None) -> str:

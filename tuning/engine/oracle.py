@@ -7,10 +7,10 @@ from pathlib import Path
 
 import keras_tuner
 
-from tuning import records
 from tuning.config import SAMPLERS
 from tuning.engine.sampling import BalancedDesign
 from tuning.kt_internals import FINISHED, HyperbandOracle, Trial, TrialStatus, retry_queue
+from tuning.rundir import records
 
 
 def draw_fresh(oracle, n: int) -> list[dict]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from tuning import records
-from tuning.cost import format_duration
 from tuning.engine.results import describe_hyperparameters
+from tuning.machine.cost import format_duration
+from tuning.rundir import records
 
 
 class Progress:

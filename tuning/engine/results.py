@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tuning import records
 from tuning.engine.callbacks import read_history
 from tuning.errors import ProjectError
 from tuning.kt_internals import TrialStatus
+from tuning.rundir import records
 
 
 def describe_hyperparameters(values: dict) -> str:

@@ -5,7 +5,7 @@ On top of ``keras_tuner.Hyperband`` this tuner
 - seeds every trial from the run seed and the trial id (weights and shuffling);
 - records each epoch in ``trial_<id>/history.json`` and fails a trial whose loss turns
   NaN/inf (``engine.callbacks``), marking it in TensorBoard (``engine.hparams``);
-- resumes an interrupted trial from its last saved epoch (``tuning.resume``);
+- resumes an interrupted trial from its last saved epoch (``tuning.rundir.resume``);
 - rewrites ``trials.csv``/``best.json`` after every trial (``engine.results``), prunes
   checkpoints no later round can load, and prints one line per trial
   (``engine.progress``).
@@ -24,7 +24,6 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from tuning import records
 from tuning.engine.callbacks import AtomicSaveBestEpoch, EpochRecorder, history_from, read_history
 from tuning.engine.hparams import log_trial_failure
 from tuning.engine.oracle import AtomicHyperbandOracle, count_finished
@@ -33,7 +32,8 @@ from tuning.engine.results import last_line, trial_rows, write_results
 from tuning.engine.worker import ChiefLost, Heartbeat, is_rpc_error, polite_client
 from tuning.errors import EnvironmentFailure, environment_failure
 from tuning.kt_internals import FINISHED, SaveBestEpoch, TrialStatus
-from tuning.resume import (
+from tuning.rundir import records
+from tuning.rundir.resume import (
     CHECKPOINT,
     PRUNED,
     GracefulStop,

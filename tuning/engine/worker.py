@@ -20,7 +20,7 @@ import keras_tuner
 from tuning.config import Cluster
 from tuning.errors import ProjectError, UsageError
 from tuning.kt_internals import TrialStatus, oracle_client_module, protos
-from tuning.rundir import RUN_FILE, differences, read_run, with_recorded_defaults
+from tuning.rundir.folders import RUN_FILE, differences, read_run, with_recorded_defaults
 
 HEARTBEAT_S = 5.0
 IDLE_WAIT_S = 1.0  # a worker waiting for a Hyperband round to fill asks again after this

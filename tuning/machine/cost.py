@@ -58,7 +58,7 @@ def calibrate(
     """
     import keras  # late: TensorFlow's import takes seconds
 
-    from tuning.training import train_from_scratch
+    from tuning.retrain.training import train_from_scratch
 
     blocks = (space.blocks_min + space.blocks_max) // 2
     filters = sorted(space.filters)[len(space.filters) // 2]

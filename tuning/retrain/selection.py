@@ -14,7 +14,6 @@ from pathlib import Path
 
 from hypermodels.recipe import Recipe
 from hypermodels.space import check_hyperparameters
-from tuning import records
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_RECIPE,
@@ -24,8 +23,9 @@ from tuning.config import (
     make_recipe,
 )
 from tuning.errors import ProjectError, UsageError
-from tuning.precision import resolve as resolve_precision
-from tuning.rundir import RECORDED_BEFORE, read_run
+from tuning.machine.precision import resolve as resolve_precision
+from tuning.rundir import records
+from tuning.rundir.folders import RECORDED_BEFORE, read_run
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """report.md text for every part of a run: search, ablation, final model.
 
-Pure functions from saved results to markdown lines; ``tuning.reporting`` puts them
+Pure functions from saved results to markdown lines; ``tuning.show.rebuild`` puts them
 together with the plots.
 """
 

@@ -12,9 +12,7 @@ import shlex
 import time
 
 from hypermodels.space import SearchSpace
-from tuning import records
 from tuning.config import VALID_FRACTION, Cluster, SearchConfig
-from tuning.cost import Calibration, calibrate, estimate_seconds, format_duration
 from tuning.data import Splits, load_splits, stratified_take
 from tuning.engine.budget import Deadline, describe_sizing, size_to_budget
 from tuning.engine.confirm import TrainingData, run_confirmation
@@ -29,19 +27,21 @@ from tuning.engine.worker import (
     wait_for_run_file,
 )
 from tuning.errors import ProjectError, UsageError
-from tuning.insight_plots import console_lines
-from tuning.lock import RunLock
-from tuning.memory import check_fits
+from tuning.machine.cost import Calibration, calibrate, estimate_seconds, format_duration
+from tuning.machine.memory import check_fits
+from tuning.machine.precision import PrecisionChoice, choose
 from tuning.plan import Plan, hyperband_plan
-from tuning.precision import PrecisionChoice, choose
-from tuning.resume import SearchInterrupted
-from tuning.rundir import (
+from tuning.rundir import records
+from tuning.rundir.folders import (
     RUN_FILE,
     prepare_search_dir,
     provenance,
     read_run,
     refuse_unusable_search_dir,
 )
+from tuning.rundir.lock import RunLock
+from tuning.rundir.resume import SearchInterrupted
+from tuning.show.insight_plots import console_lines
 
 
 def run_search(config: SearchConfig, cluster: Cluster | None = None) -> list[dict]:
@@ -135,7 +135,7 @@ def fit_to_budget(config: SearchConfig, cluster: Cluster, splits, policy: str):
 
 
 def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
-    """``--precision auto`` is decided once per run, by measurement (``tuning.precision``).
+    """``--precision auto`` is decided once per run, by measurement (``tuning.machine.precision``).
 
     A worker takes its chief's choice and a resumed run its own, as recorded in run.json:
     two machines, or two days, near the margin could otherwise decide differently, and
@@ -157,7 +157,7 @@ def choose_precision(config: SearchConfig, cluster: Cluster) -> PrecisionChoice:
 def claim_run_dir(config: SearchConfig, cluster: Cluster, definition: dict, held) -> str:
     """A worker checks the chief's definition; anyone else locks and prepares the run dir.
 
-    One process per run directory (``tuning.lock``): the lock, entered into ``held`` for
+    One process per run directory (``tuning.rundir.lock``): the lock, entered into ``held`` for
     the rest of the search, is taken before anything in the directory is written or
     deleted. Workers take none: they write trial folders for the chief that holds it.
     """
@@ -233,7 +233,7 @@ def preflight(config: SearchConfig, splits, policy: str):
 def build_tuner(config: SearchConfig, cluster: Cluster, status: str, hypermodel, strategy, plan):
     """TensorFlow set up for this process and the tuner ready."""
     from tuning.engine.tuner import ResNetHyperband
-    from tuning.resume import repair_run
+    from tuning.rundir.resume import repair_run
 
     if config.deterministic:
         import tensorflow as tf

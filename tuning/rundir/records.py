@@ -242,7 +242,7 @@ def hyperparameters_of(row: dict) -> dict:
     return {name: row[name] for name in HP_NAMES}
 
 
-# -- the ablation's results (tuning.ablation) ---------------------------------------------
+# -- the ablation's results (tuning.retrain.ablation) ---------------------------------------------
 ABLATION_DIR = "ablation"
 # ablation/runs.csv columns, in order, with the type each cell is read back as.
 ABLATION_FIELD_TYPES: dict[str, type] = {

@@ -1,6 +1,6 @@
-"""Timing the precision candidates, in a process of its own (``tuning.precision``).
+"""Timing the precision candidates, in a process of its own (``tuning.machine.precision``).
 
-``python -m tuning.precision_timing`` prints what ``--precision auto`` picks on this
+``python -m tuning.machine.timing`` prints what ``--precision auto`` picks on this
 machine and why; ``--measure POLICIES`` is the child process ``measure_in_subprocess``
 starts, which prints the measured rates as one JSON line.
 """
@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterable
 
-from tuning.precision import (
+from tuning.machine.precision import (
     BATCH_SIZE,
     BLOCKS,
     FILTERS,
@@ -127,7 +127,7 @@ def paired_rates(turns: dict[str, list[float]], batch_size: int) -> dict[str, fl
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tuning.precision_timing", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tuning.machine.timing", description=__doc__)
     p.add_argument("--measure", help=argparse.SUPPRESS)  # the child of measure_in_subprocess
     a = p.parse_args(argv)
     if a.measure is not None:

@@ -3,7 +3,7 @@
 ``write_insights`` draws the optimization history and the trials by budget as PNG files
 (matplotlib, no display needed); ``markdown`` is the "What the search teaches" section of
 report.md and ``console_lines`` the summary printed at the end of a search. The analysis behind
-them (importance, the observational skip comparison, the history) is ``tuning.insights``.
+them (importance, the observational skip comparison, the history) is ``tuning.show.insights``.
 
 From ``tuning`` this module imports only ``insights``, ``records``, ``stats`` and ``plots``;
 matplotlib is imported inside the functions that draw.
@@ -15,8 +15,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
-from tuning import plots
-from tuning.insights import (
+from tuning.show import plots
+from tuning.show.insights import (
     ABLATE_COMMAND,
     ARMS,
     BUDGETS_PNG,

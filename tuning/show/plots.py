@@ -2,7 +2,7 @@
 
 The search view (each trial against each hyperparameter), the ablation (accuracy against
 depth, loss curves), the final model (confusion matrix, per-class accuracy); and the same
-figures as TensorBoard images. ``tuning.insight_plots`` draws the search's history and budgets.
+figures as TensorBoard images. ``tuning.show.insight_plots`` draws the search's history and budgets.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tuning import records
 from tuning.data import CLASS_NAMES
+from tuning.rundir import records
 
 ARMS = ((True, "skip", "tab:blue"), (False, "plain", "tab:orange"))
 

@@ -18,27 +18,27 @@ import time
 from pathlib import Path
 
 from hypermodels.recipe import Recipe
-from tuning import records
 from tuning.config import AblationConfig, Schedule
 from tuning.data import Splits, load_splits
 from tuning.errors import UsageError
-from tuning.lock import RunLock
-from tuning.memory import check_fits
-from tuning.rundir import delete_for_overwrite, holds_any, provenance
-from tuning.selection import (
+from tuning.machine.memory import check_fits
+from tuning.retrain.selection import (
     Choice,
     TrainingSettings,
     choose_configuration,
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.training import retrain
+from tuning.retrain.training import retrain
+from tuning.rundir import records
+from tuning.rundir.folders import delete_for_overwrite, holds_any, provenance
+from tuning.rundir.lock import RunLock
 
 
 def run_ablation(config: AblationConfig) -> list[dict]:
     """Train what is missing of the ablation; returns all its rows (runs.csv).
 
-    The run directory is this process's meanwhile (``tuning.lock``): two ablations would
+    The run directory is this process's meanwhile (``tuning.rundir.lock``): two ablations would
     train the same networks and each rewrite runs.csv without the other's rows.
     A missing run directory is created only for explicit --hyperparameters.
     """

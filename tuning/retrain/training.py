@@ -17,7 +17,7 @@ import numpy as np
 from hypermodels.recipe import Recipe
 from tuning.config import TEST_TIME_AUGMENTATIONS, Schedule
 from tuning.data import CLASS_NAMES, NUM_CLASSES
-from tuning.selection import TrainingSettings
+from tuning.retrain.selection import TrainingSettings
 
 
 @dataclass

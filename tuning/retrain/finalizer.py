@@ -16,15 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuning import records
 from tuning.config import VALID_FRACTION, FinalizeConfig
 from tuning.data import fit_standardizer, load_arrays, load_splits
 from tuning.errors import ProjectError
-from tuning.lock import RunLock
-from tuning.markdown import final_markdown
-from tuning.memory import check_fits
-from tuning.rundir import StagedFolder, provenance
-from tuning.selection import (
+from tuning.machine.memory import check_fits
+from tuning.retrain.selection import (
     Choice,
     TrainingSettings,
     choose_configuration,
@@ -32,7 +28,11 @@ from tuning.selection import (
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.training import Trained, evaluate, retrain
+from tuning.retrain.training import Trained, evaluate, retrain
+from tuning.rundir import records
+from tuning.rundir.folders import StagedFolder, provenance
+from tuning.rundir.lock import RunLock
+from tuning.show.markdown import final_markdown
 
 
 @dataclass
@@ -51,7 +51,7 @@ class FitData:
 def run_finalize(config: FinalizeConfig) -> dict:
     """Retrain and test once; returns the report written to ``final/report.json``.
 
-    The run directory is this process's meanwhile (``tuning.lock``): a second finalize
+    The run directory is this process's meanwhile (``tuning.rundir.lock``): a second finalize
     would mix its TensorBoard logs with ours, a search would move trials.csv under us.
     A missing run directory is created only for explicit --hyperparameters.
     """

@@ -28,7 +28,7 @@ How ``auto`` decides:
 Mixed precision computes layers in 16 bits and keeps the weights, the standardization and
 the softmax in float32 (see ``hypermodels.resnet``).
 
-    python -m tuning.precision_timing   # what auto picks here, and why
+    python -m tuning.machine.timing   # what auto picks here, and why
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ def read_cache(path: Path, key: dict) -> dict[str, float] | None:
 
 def write_cache(path: Path, key: dict, rates: dict[str, float]) -> None:
     """Put this key's rates first; an unwritable cache folder just means no cache."""
-    from tuning.records import atomic_write_json
+    from tuning.rundir.records import atomic_write_json
 
     entry = {"key": key, "rates": rates, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     others = [e for e in _entries(path) if e.get("key") != key]
@@ -319,7 +319,7 @@ def measure_in_subprocess(cands: tuple[str, ...]) -> dict[str, float]:
     keeps float32 for this run and caches nothing.
     """
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "tuning.precision_timing", "--measure", ",".join(cands)]
+    command = [sys.executable, "-m", "tuning.machine.timing", "--measure", ",".join(cands)]
     rates: dict[str, float] = {}
     errors: dict[str, str] = {}
     try:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import keras
 
-from tuning import records
 from tuning.errors import ProjectError
+from tuning.rundir import records
 
 RESUME_PATTERN = re.compile(r"^resume-epoch(\d+)\.keras$")
 CHECKPOINT = "checkpoint.weights.h5"

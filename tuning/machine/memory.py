@@ -69,7 +69,7 @@ def check_fits(blocks: int, filters: int, batch_size: int, what: str) -> str | N
     if need > have:
         raise ProjectError(
             f"{text}. Choose fewer blocks or filters, or a smaller --batch-size "
-            "(estimate: tuning/memory.py)"
+            "(estimate: tuning/machine/memory.py)"
         )
     if need > have / 2:
         return f"warning: {text}; it may not fit beside other programs"

@@ -16,7 +16,7 @@ ran), falling back to ``lineage_epochs`` and then ``epochs_trained`` for rows wi
 This module is the analysis only and stays low in the import graph: from ``tuning`` it imports
 only ``records`` and ``stats``, scikit-learn inside the function that needs it. The figures
 (``write_insights``), the report section (``markdown``) and the console summary
-(``console_lines``) are in ``tuning.insight_plots``.
+(``console_lines``) are in ``tuning.show.insight_plots``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuning import records
+from tuning.rundir import records
 from tuning.stats import PairedResult, paired_t
 
 HISTORY_PNG = "search_history.png"

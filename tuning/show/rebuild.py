@@ -1,7 +1,7 @@
 """Rebuild every plot and ``report.md`` of a run from its saved results, without training.
 
 Reads whatever the run directory holds: the search (``trials.csv``, with what it teaches:
-``tuning.insights``), the ablation
+``tuning.show.insights``), the ablation
 (``ablation/runs.csv`` and ``ablation/histories/``) and the final model
 (``final/report.json``). PNGs go to ``<run>/plots/``, the same figures into TensorBoard
 as images (``<run>/tensorboard/reports``), and everything into ``<run>/report.md``.
@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuning import records
 from tuning.errors import ProjectError
-from tuning.insight_plots import markdown as insights_markdown
-from tuning.insight_plots import write_insights
-from tuning.markdown import (
+from tuning.rundir import records
+from tuning.show.insight_plots import markdown as insights_markdown
+from tuning.show.insight_plots import write_insights
+from tuning.show.markdown import (
     ablation_markdown,
     final_section_markdown,
     hardware,
     search_markdown,
 )
-from tuning.plots import (
+from tuning.show.plots import (
     plot_accuracy_vs_depth,
     plot_final,
     plot_loss_curves,

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 from hypermodels.recipe import KERAS_BN_MOMENTUM
-from tuning import records
 from tuning.errors import ProjectError, UsageError
-from tuning.lock import LOCK_NAME
+from tuning.rundir import records
+from tuning.rundir.lock import LOCK_NAME
 
 RUN_FILE = "run.json"
 # A search definition's settings that older runs lack, at the value those runs used:
@@ -212,7 +212,7 @@ def refuse_unusable_search_dir(run_dir: Path) -> None:
 def prepare_search_dir(run_dir: Path, definition: dict, overwrite: bool) -> str:
     """Make run_dir ready for a search: "new", "resume" (same definition) or "overwritten".
 
-    The caller holds the run directory's lock (``tuning.lock``), which the overwrite keeps.
+    The caller holds the run directory's lock (``tuning.rundir.lock``), which the overwrite keeps.
     """
     refuse_unusable_search_dir(run_dir)
     if not is_search_run(run_dir):  # missing, or nothing in it but our bookkeeping

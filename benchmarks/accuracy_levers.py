@@ -19,24 +19,19 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from hypermodels.inputs import as_dataset  # noqa: E402
-from hypermodels.optim import warmup_cosine  # noqa: E402
 from hypermodels.recipe import Recipe  # noqa: E402
-from hypermodels.resnet import build_resnet  # noqa: E402
+from tuning.config import Schedule  # noqa: E402
 from tuning.data import load_splits, stratified_take  # noqa: E402
 from tuning.machine.precision import resolve  # noqa: E402
-from tuning.retrain.training import predict, scores  # noqa: E402
+from tuning.retrain.training import TrainingSettings, predict, retrain, scores  # noqa: E402
 
 BASE = {
     "learning_rate": 0.01,
@@ -149,34 +144,18 @@ FIELDS = ["setting", "seed", "epochs", "train_images", "filters", "blocks", "ski
 
 def run_one(splits, x_tr, y_tr, name: str, seed: int, args) -> dict:
     s = {**BASE, **SETTINGS[name]}
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
-    steps = math.ceil(len(y_tr) / s["batch_size"]) * args.epochs
-    lr = (
-        warmup_cosine(s["learning_rate"], steps, steps // args.epochs)
-        if s["schedule"] == "cosine"
-        else s["learning_rate"]
-    )
     recipe = Recipe(s["momentum"], s["nesterov"], s["weight_decay"], s["label_smoothing"],
                     s["augment"], s["bn_momentum"])  # fmt: skip
-    model = build_resnet(
-        args.blocks,
-        args.filters,
-        not args.no_skip,
-        lr,
-        recipe,
-        splits.mean,
-        splits.variance,
-        precision=args.precision,
-    )
-    t0 = time.perf_counter()
-    batch = s["batch_size"]
-    h = model.fit(  # the pipeline the finalizer trains on
-        as_dataset(x_tr, y_tr, batch, shuffle=True), epochs=args.epochs, shuffle=False,
-        validation_data=as_dataset(splits.x_valid, splits.y_valid, batch, shuffle=False),
-        verbose=0,
-    ).history  # fmt: skip
-    seconds = time.perf_counter() - t0
+    settings = TrainingSettings(seed, None, s["batch_size"], recipe, args.precision, None)
+    cosine = s["schedule"] == "cosine"
+    hp = {"blocks": args.blocks, "filters": args.filters, "skip": not args.no_skip,
+          "learning_rate": s["learning_rate"]}  # fmt: skip
+    trained = retrain(  # the pipeline the finalizer trains on
+        hp, settings, Schedule("cosine" if cosine else "constant", 1 if cosine else 0),
+        (x_tr, y_tr), epochs=args.epochs, seed=seed, mean=splits.mean,
+        variance=splits.variance, validation=(splits.x_valid, splits.y_valid),
+    )  # fmt: skip
+    model, h, seconds = trained.model, trained.history, trained.seconds
     flip_accuracy = scores(predict(model, splits.x_valid, "flip"), splits.y_valid)[0]
     return {
         "setting": name,

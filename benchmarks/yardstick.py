@@ -63,8 +63,7 @@ def key_of(row: dict) -> tuple:
 
 def train_one(splits, shape, seed: int, args) -> dict:
     """One training of ``shape`` under the finalizer's recipe; its validation scores."""
-    from tuning.retrain.selection import TrainingSettings
-    from tuning.retrain.training import predict, retrain, scores
+    from tuning.retrain.training import TrainingSettings, predict, retrain, scores
 
     blocks, filters, skip = shape
     recipe = Recipe(

@@ -15,7 +15,6 @@ from tuning.config import (
     DEFAULT_EPOCHS_FACTOR,
     DEFAULT_FINAL_AUGMENT,
     DEFAULT_FINAL_WEIGHT_DECAY,
-    DEFAULT_TTA,
 )
 from tuning.plan import hyperband_plan
 from tuning.rundir import records
@@ -130,7 +129,8 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
     best = json.loads((run_dir / "best.json").read_text())
     assert report["hyperparameters"] == best["hyperparameters"]
     assert report["epochs"] == math.ceil(DEFAULT_EPOCHS_FACTOR * best["lineage_epochs"])
-    assert report["tta"] == DEFAULT_TTA
+    assert report["tta"] == "flip"  # --tta auto: the network trained with flips
+    assert "flip TTA" in proc.stdout.splitlines()[-2]
     assert report["augment"] == list(DEFAULT_FINAL_AUGMENT)
     assert report["weight_decay"] == DEFAULT_FINAL_WEIGHT_DECAY > 0  # the search had none
     assert report["schedule"].startswith("1-epoch")

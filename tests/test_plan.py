@@ -74,7 +74,7 @@ def test_estimate_is_epochs_times_flops_over_rate_plus_trial_start_up():
 
 def test_calibration_measures_a_positive_rate_and_start_up():
     from hypermodels import SearchSpace
-    from tuning.machine.cost import calibrate
+    from tuning.retrain.training import calibrate
 
     measured = calibrate(SearchSpace(blocks_min=1, blocks_max=1, filters=(8,)), 16, "float32")
     assert 1e6 < measured.flops_per_second < 1e14  # a CPU's training rate, in FLOP/s

@@ -85,3 +85,35 @@ def test_finalize_cli_refuses_an_unknown_tta(tmp_path, capsys):
 
     assert run_cli("finalize", main, ["--run-dir", str(tmp_path / "r"), "--tta", "x"]) == 2
     assert "--tta" in capsys.readouterr().err
+
+
+def test_auto_tta_follows_the_training_and_a_mismatch_is_refused():
+    from tuning.config import resolve_tta
+
+    assert resolve_tta("auto", ("flip", "translate")) == "flip"
+    assert resolve_tta("auto", ("translate",)) == "none"
+    assert resolve_tta("auto", ()) == "none"
+    assert resolve_tta("none", ("flip",)) == "none"
+    assert resolve_tta("flip", ("flip",)) == "flip"
+    with pytest.raises(UsageError, match="never saw"):
+        resolve_tta("flip", ())
+
+
+def test_finalize_without_flips_reports_the_single_view_and_refuses_flip_tta(tmp_path, data_dir):
+    """Issue 25.3, as a user runs it: ``--augment none`` (the lab's setting) is tested on the
+    single view, and says so; asking for flip TTA on it is a usage error that writes nothing."""
+    from conftest import run_module
+
+    hp = '{"blocks": 1, "filters": 8, "skip": true, "learning_rate": 0.01}'
+    common = ["--data-dir", str(data_dir), "--hyperparameters", hp, "--epochs", "1", "--subset",
+              "300", "--augment", "none", "--precision", "float32", "--verbose", "0"]  # fmt: skip
+    refused = run_module("tuning.finalize", "--run-dir", str(tmp_path / "a"), *common,
+                         "--tta", "flip")  # fmt: skip
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "never saw" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "a" / "final").exists()
+    proc = run_module("tuning.finalize", "--run-dir", str(tmp_path / "b"), *common)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = __import__("json").loads((tmp_path / "b/final/report.json").read_text())
+    assert report["tta"] == "none" and "test_accuracy_single_view" not in report
+    assert "single view" in proc.stdout

@@ -71,7 +71,10 @@ TRAIN_ON = ("train+valid", "train")
 # The finalizer's test-time augmentation: "flip" averages the probabilities of each image and
 # its mirror (tuning.retrain.training.predict); measured in docs/accuracy.md, "Towards 0.94".
 TEST_TIME_AUGMENTATIONS = ("flip", "none")
-DEFAULT_TTA = "flip"
+# --tta: "auto" follows the training (flip only for a network trained with flips: averaging a
+# mirror view the network never saw cost 6.4 points with --augment none, issue 25).
+TTA_CHOICES = ("auto", *TEST_TIME_AUGMENTATIONS)
+DEFAULT_TTA = "auto"
 DEFAULT_ABLATION_SEEDS = 5
 # How Hyperband draws each new configuration (tuning.engine.sampling): "balanced" draws a
 # network shape (blocks x filters x skip) among the least sampled so far; "random" is
@@ -336,6 +339,21 @@ class Schedule:
         return f"constant {text}"
 
 
+def resolve_tta(tta: str, augment: tuple[str, ...]) -> str:
+    """The test-time augmentation a network gets: ``auto`` is flip for a network trained
+    with flips and the single view otherwise; flip on one trained without is refused."""
+    flipped = "flip" in augment
+    if tta == "auto":
+        return "flip" if flipped else "none"
+    if tta == "flip" and not flipped:
+        trained = ", ".join(augment) or "none"
+        raise UsageError(
+            f"--tta flip averages a mirror view this network never saw in training (its "
+            f"--augment: {trained}); use --tta auto or none, or train with --augment flip,..."
+        )
+    return tta
+
+
 @dataclass(frozen=True)
 class FinalizeConfig:
     run_dir: Path = Path(DEFAULT_RUN_DIR)
@@ -366,8 +384,8 @@ class FinalizeConfig:
             raise UsageError(
                 f"--train-on must be one of {', '.join(TRAIN_ON)}, not {self.train_on!r}"
             )
-        if self.tta not in TEST_TIME_AUGMENTATIONS:
-            choices = ", ".join(TEST_TIME_AUGMENTATIONS)
+        if self.tta not in TTA_CHOICES:
+            choices = ", ".join(TTA_CHOICES)
             raise UsageError(f"--tta must be one of {choices}, not {self.tta!r}")
         _at_least("--epochs", self.epochs, 1)
         self.lr_schedule  # noqa: B018  (the schedule's flags are checked by the value itself)

@@ -13,8 +13,8 @@ from tuning.config import (
     DEFAULT_FINAL_WEIGHT_DECAY,
     DEFAULT_RUN_DIR,
     DEFAULT_TTA,
-    TEST_TIME_AUGMENTATIONS,
     TRAIN_ON,
+    TTA_CHOICES,
     FinalizeConfig,
 )
 
@@ -46,10 +46,10 @@ def build_parser() -> cli.ArgumentParser:
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     p.add_argument(
         "--tta",
-        choices=TEST_TIME_AUGMENTATIONS,
+        choices=TTA_CHOICES,
         default=DEFAULT_TTA,
         help="test-time augmentation: flip averages each image's and its mirror's "
-        "probabilities (%(default)s)",
+        "probabilities; auto uses flip only for a network trained with flips (%(default)s)",
     )
     cli.add_data_args(p)
     p.add_argument("--seed", type=int, help="default: the search's seed")

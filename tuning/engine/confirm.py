@@ -60,8 +60,7 @@ from tuning.config import (
 )
 from tuning.engine.confirm_text import summary_lines, verdict
 from tuning.engine.results import describe_hyperparameters, write_best
-from tuning.retrain.selection import TrainingSettings
-from tuning.retrain.training import retrain
+from tuning.retrain.training import TrainingSettings, epochs_times, retrain
 from tuning.rundir import records
 from tuning.rundir.resume import SearchInterrupted
 from tuning.stats import paired_t, summarize
@@ -89,7 +88,7 @@ class Candidate:
 
     @property
     def epochs(self) -> int:
-        return max(1, math.ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR * self.lineage_epochs - 1e-9))
+        return epochs_times(self.lineage_epochs, DEFAULT_CONFIRM_EPOCHS_FACTOR)
 
     @property
     def peak(self) -> float:
@@ -267,10 +266,7 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
         + ([deadline.callback()] if deadline is not None else []),
         verbose=config.verbose,
     )
-    history, seconds = trained.history, trained.seconds
-    diverged = not all(math.isfinite(v) for v in history.get("loss", []))
-    del trained  # the network is not kept: only its scores are evidence
-    return {
+    row = {
         "rank": candidate.rank,
         "trial_id": candidate.trial_id,
         **hp,
@@ -278,11 +274,13 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
         "seed": seed,
         "epochs": epochs,
         "peak_learning_rate": candidate.peak,
-        "val_accuracy": _last(history, "val_accuracy"),
-        "val_loss": _last(history, "val_loss"),
-        "seconds": round(seconds, 3),
-        "status": "diverged" if diverged else "ok",
+        "val_accuracy": trained.last("val_accuracy"),
+        "val_loss": trained.last("val_loss"),
+        "seconds": round(trained.seconds, 3),
+        "status": trained.status,
     }
+    del trained  # the network is not kept: only its scores are evidence
+    return row
 
 
 def clear_logdir(logdir: Path, superseded_peaks: list[float]) -> None:
@@ -297,11 +295,6 @@ def clear_logdir(logdir: Path, superseded_peaks: list[float]) -> None:
             logdir.rename(aside)
             return
     shutil.rmtree(logdir)
-
-
-def _last(history: dict, key: str) -> float:
-    values = history.get(key) or [math.nan]
-    return float(values[-1])
 
 
 def hparams_callback(logdir: Path, hp: dict, session: str):

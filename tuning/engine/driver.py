@@ -27,10 +27,11 @@ from tuning.engine.worker import (
     wait_for_run_file,
 )
 from tuning.errors import ProjectError, UsageError
-from tuning.machine.cost import Calibration, calibrate, estimate_seconds, format_duration
+from tuning.machine.cost import Calibration, estimate_seconds, format_duration
 from tuning.machine.memory import check_fits
 from tuning.machine.precision import PrecisionChoice, choose
 from tuning.plan import Plan, hyperband_plan
+from tuning.retrain.training import calibrate
 from tuning.rundir import records
 from tuning.rundir.folders import (
     RUN_FILE,

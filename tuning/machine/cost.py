@@ -4,7 +4,7 @@ Cost model: the training FLOPs of each network of the space (3x the forward pass
 forward, input gradients, weight gradients) times a rate measured here, on this machine and
 at this precision, by timing a few training steps of one mid-sized network of the space,
 plus each trial's start-up (building the model, tracing its train and validation steps),
-timed on the same network.
+timed on the same network (``tuning.retrain.training.calibrate`` measures both).
 Hyperband draws round-0 trials uniformly, so the mean over the space is what an epoch costs
 on average. Small networks run at a lower FLOP rate than the calibration network and large
 ones at a higher one, so read the figure as "within a factor of about 2".
@@ -13,12 +13,10 @@ ones at a higher one, so read the figure as "within a factor of about 2".
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from hypermodels.recipe import Recipe
 from hypermodels.space import SearchSpace
 
 
@@ -45,51 +43,6 @@ class Calibration:
 
     flops_per_second: float  # steady-state training FLOP rate
     trial_start_s: float  # per trial: building, tracing the train and validation steps
-
-
-def calibrate(
-    space: SearchSpace, batch_size: int, precision: str | None = None, steps: int = 4
-) -> Calibration:
-    """Time a mid-sized network of the space: its start-up, then ``steps`` training steps.
-
-    Timestamps are taken inside ``fit`` (after each batch and at the epoch's end), so the
-    rate is the steady state and neither the first step's tracing nor the input
-    pipeline's teardown after ``fit`` counts as training.
-    """
-    import keras  # late: TensorFlow's import takes seconds
-
-    from tuning.retrain.training import train_from_scratch
-
-    blocks = (space.blocks_min + space.blocks_max) // 2
-    filters = sorted(space.filters)[len(space.filters) // 2]
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (batch_size * (steps + 1), 28, 28)).astype(np.uint8)
-    y = rng.integers(0, 10, len(x))
-    batch_ends: list[float] = []
-    epoch_end: list[float] = []
-    stamps = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter()),
-        on_epoch_end=lambda epoch, logs: epoch_end.append(time.perf_counter()),
-    )
-    t0 = time.perf_counter()
-    hp = {"blocks": blocks, "filters": filters, "skip": True, "learning_rate": 1e-3}
-    trained = train_from_scratch(
-        hp,
-        Recipe(),
-        (x, y),
-        epochs=1,
-        batch_size=batch_size,
-        precision=precision,
-        validation=(x[:batch_size], y[:batch_size]),
-        callbacks=[stamps],
-    )
-    del trained
-    keras.backend.clear_session()
-    step = (batch_ends[-1] - batch_ends[0]) / steps
-    # First step: build + trace + one step; validation: trace + one forward pass (1/3 step).
-    start = (batch_ends[0] - t0 - step) + (epoch_end[0] - batch_ends[-1] - step / 3.0)
-    rate = 3.0 * forward_flops(blocks, filters) * batch_size / step
-    return Calibration(flops_per_second=rate, trial_start_s=max(0.0, start))
 
 
 def estimate_seconds(

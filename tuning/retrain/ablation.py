@@ -13,7 +13,6 @@ more seeds or depths only trains what is missing.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from tuning.errors import UsageError
 from tuning.machine.memory import check_fits
 from tuning.retrain.selection import (
     Choice,
-    TrainingSettings,
     choose_configuration,
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.retrain.training import retrain
+from tuning.retrain.training import TrainingSettings, retrain
 from tuning.rundir import records
 from tuning.rundir.folders import delete_for_overwrite, holds_any, provenance
 from tuning.rundir.lock import RunLock
@@ -176,7 +174,7 @@ def train_one(splits: Splits, hp: dict, seed: int, settings: TrainingSettings, e
         "blocks": hp["blocks"],
         "skip": hp["skip"],
         "seed": seed,
-        "status": "ok" if all(math.isfinite(v) for v in curves["loss"]) else "diverged",
+        "status": trained.status,
         "params": trained.model.count_params(),
         "epochs": epochs,
         "val_accuracy": curves["val_accuracy"][-1],

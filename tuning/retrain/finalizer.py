@@ -16,19 +16,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuning.config import VALID_FRACTION, FinalizeConfig
+from tuning.config import VALID_FRACTION, FinalizeConfig, resolve_tta
 from tuning.data import fit_standardizer, load_arrays, load_splits
 from tuning.errors import ProjectError
 from tuning.machine.memory import check_fits
 from tuning.retrain.selection import (
     Choice,
-    TrainingSettings,
     choose_configuration,
     confirmation_note,
     epochs_from_lineage,
     inherited_settings,
 )
-from tuning.retrain.training import Trained, evaluate, retrain
+from tuning.retrain.training import Trained, TrainingSettings, evaluate, retrain
 from tuning.rundir import records
 from tuning.rundir.folders import StagedFolder, provenance
 from tuning.rundir.lock import RunLock
@@ -64,6 +63,7 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     t_start = time.perf_counter()
     choice = choose_configuration(config.run_dir, config.trial, config.hyperparameters)
     settings = inherited_settings(config.run_dir, config.options)
+    tta = resolve_tta(config.tta, settings.recipe.augment)
     epochs, epochs_source = planned_epochs(config, choice)
     staged = StagedFolder(config.run_dir / "final", config.overwrite)
     staged.check()
@@ -85,14 +85,15 @@ def finalize_locked(config: FinalizeConfig) -> dict:
         f"finalize: {choice.hyperparameters} for {epochs} epochs ({epochs_source}) on "
         f"{config.train_on} ({len(data.y):,} images), batch {settings.batch_size}, "
         f"{settings.recipe.describe()}, lr {schedule_text}, seed {settings.seed}, "
-        f"precision {settings.precision}",
+        f"precision {settings.precision}; the test set is read once, "
+        f"{'with flip TTA' if tta == 'flip' else 'single view'}",
         flush=True,
     )
     trained = train_final(config, choice, settings, data, epochs, folder)
-    check_converged(trained.history, config)
+    check_converged(trained, config)
     model = saved_model(trained, choice, settings, data, folder)
-    validation = validation_summary(trained.history, model, data.validation, config.tta)
-    result, x_test_size, eval_s = test_once(model, settings, config.tta)
+    validation = validation_summary(trained.history, model, data.validation, tta)
+    result, x_test_size, eval_s = test_once(model, settings, tta)
     report = final_report(
         config, choice, settings, data, trained, (epochs, epochs_source), (peak_lr, schedule_text)
     )
@@ -207,10 +208,12 @@ def test_once(model, settings, tta: str) -> tuple[dict, int, float]:
     return result, int(len(y_test)), time.perf_counter() - t0
 
 
-def check_converged(history: dict, config: FinalizeConfig) -> None:
+def check_converged(trained: Trained, config: FinalizeConfig) -> None:
     """Stop before the one test evaluation if the training diverged (a NaN model is no
     result, and the test set is looked at once)."""
-    for epoch, loss in enumerate(history.get("loss", []), 1):
+    if not trained.diverged:
+        return
+    for epoch, loss in enumerate(trained.history["loss"], 1):
         if not math.isfinite(loss):
             raise ProjectError(
                 f"training diverged (loss {loss} in epoch {epoch}); the test set was not "
@@ -238,9 +241,11 @@ def validation_summary(history: dict, model, validation, tta: str) -> dict | Non
 
 
 def print_result(report: dict, final_dir) -> None:
-    msg = f"test accuracy {report['test_accuracy']:.4f} (loss {report['test_loss']:.4f})"
+    msg = f"test accuracy {report['test_accuracy']:.4f} (loss {report['test_loss']:.4f}"
     if report.get("tta", "none") != "none":
-        msg += f" with {report['tta']} TTA ({report['test_accuracy_single_view']:.4f} single view)"
+        msg += f"; {report['tta']} TTA, {report['test_accuracy_single_view']:.4f} single view)"
+    else:
+        msg += "; single view)"
     if report.get("validation"):
         validation = report["validation"]
         msg += f"; val accuracy {validation['final_val_accuracy']:.4f} at the last epoch"

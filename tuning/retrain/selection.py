@@ -8,7 +8,6 @@ data, so a retraining sees what the search saw.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tuning.config import (
 )
 from tuning.errors import ProjectError, UsageError
 from tuning.machine.precision import resolve as resolve_precision
+from tuning.retrain.training import TrainingSettings, epochs_times
 from tuning.rundir import records
 from tuning.rundir.folders import RECORDED_BEFORE, read_run
 
@@ -140,22 +140,10 @@ def epochs_from_lineage(choice: Choice, factor: float = 1.0) -> tuple[int, str]:
             )
         raise UsageError("--epochs is required with --hyperparameters")
     lineage = int(choice.lineage_epochs)
-    epochs = max(1, math.ceil(factor * lineage - 1e-9))
+    epochs = epochs_times(lineage, factor)
     if factor == 1:
         return epochs, "best trial's lineage epochs"
     return epochs, f"{factor:g} x the best trial's {lineage} lineage epochs"
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """Everything a retraining needs besides the configuration and its epochs."""
-
-    seed: int
-    subset: int | None
-    batch_size: int
-    recipe: Recipe
-    precision: str  # a Keras dtype policy, resolved
-    data_dir: str | None
 
 
 def inherited_settings(run_dir: Path, options: RetrainOptions) -> TrainingSettings:

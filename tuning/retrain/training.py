@@ -1,8 +1,11 @@
-"""Train one network from scratch, and evaluate it: what finalize, ablate and the search's
-cost calibration share.
+"""Train one network from scratch, and evaluate it: the one way this project retrains.
 
-Every training here runs on ``hypermodels.inputs.as_dataset`` (the trials' pipeline),
-reshuffled each epoch from the global seed, and logs to TensorBoard when given a folder.
+The finalizer, the ablation, the search's confirmation, the search's cost calibration and
+the accuracy benchmarks all call ``retrain``: a configuration, a run's settings (recipe,
+batch size, precision) and a ``Schedule`` in; the network, its per-epoch curves and its
+status (ok or diverged) out. Every training runs on ``hypermodels.inputs.as_dataset``
+(the trials' pipeline), is seeded (so ``--deterministic`` holds: a random op without a
+seed is an error once op determinism is on) and logs to TensorBoard when given a folder.
 """
 
 from __future__ import annotations
@@ -15,9 +18,22 @@ from pathlib import Path
 import numpy as np
 
 from hypermodels.recipe import Recipe
+from hypermodels.space import SearchSpace
 from tuning.config import TEST_TIME_AUGMENTATIONS, Schedule
 from tuning.data import CLASS_NAMES, NUM_CLASSES
-from tuning.retrain.selection import TrainingSettings
+from tuning.machine.cost import Calibration, forward_flops
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Everything a retraining needs besides the configuration and its epochs."""
+
+    seed: int
+    subset: int | None
+    batch_size: int
+    recipe: Recipe
+    precision: str | None  # a Keras dtype policy, resolved (None: Keras' default)
+    data_dir: str | None
 
 
 @dataclass
@@ -26,58 +42,26 @@ class Trained:
     history: dict[str, list[float]]  # per epoch: loss, accuracy (and val_* with validation)
     seconds: float  # inside fit
 
+    @property
+    def diverged(self) -> bool:
+        """A non-finite training loss in any epoch: the network's weights mean nothing."""
+        return not all(math.isfinite(v) for v in self.history.get("loss", []))
 
-def train_from_scratch(
-    hp: dict,
-    recipe: Recipe,
-    data: tuple[np.ndarray, np.ndarray],
-    *,
-    epochs: int,
-    batch_size: int,
-    precision: str | None,
-    mean: np.ndarray | None = None,
-    variance: np.ndarray | None = None,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-    learning_rate=None,
-    seed: int | None = None,
-    logdir: Path | None = None,
-    callbacks: list | None = None,
-    verbose: int = 0,
-) -> Trained:
-    """Build ``hp``'s network with ``recipe`` and fit it; ``learning_rate`` may be a
-    schedule (default: the searched rate ``hp["learning_rate"]``)."""
-    import keras  # late: TensorFlow's import takes seconds, and only training needs it
+    @property
+    def status(self) -> str:
+        """What a results row records: ``ok`` or ``diverged``."""
+        return "diverged" if self.diverged else "ok"
 
-    from hypermodels.inputs import as_dataset
-    from hypermodels.resnet import build_resnet
+    def last(self, key: str) -> float:
+        """The last epoch's value of a curve (NaN when the curve is missing or empty)."""
+        values = self.history.get(key) or [math.nan]
+        return float(values[-1])
 
-    keras.backend.clear_session()
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    rate = hp["learning_rate"] if learning_rate is None else learning_rate
-    model = build_resnet(
-        **{**hp, "learning_rate": rate},
-        recipe=recipe,
-        mean=mean,
-        variance=variance,
-        precision=precision,
-    )
-    callbacks = list(callbacks or [])
-    if logdir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(str(logdir), write_graph=False))
-    if validation is not None:
-        validation = as_dataset(*validation, batch_size, shuffle=False)
-    t0 = time.perf_counter()
-    history = model.fit(
-        as_dataset(*data, batch_size, shuffle=True),
-        epochs=epochs,
-        shuffle=False,  # the dataset reshuffles itself every epoch
-        validation_data=validation,
-        callbacks=callbacks,
-        verbose=verbose,
-    ).history
-    seconds = time.perf_counter() - t0
-    return Trained(model, {k: [float(v) for v in vals] for k, vals in history.items()}, seconds)
+
+def epochs_times(lineage_epochs: int, factor: float) -> int:
+    """``factor`` x a trial's lineage epochs, rounded up, at least one: the one rule by
+    which the finalizer, the ablation and the confirmation size a retraining."""
+    return max(1, math.ceil(factor * lineage_epochs - 1e-9))
 
 
 def learning_rate(schedule: Schedule, searched: float, n_images: int, batch_size: int,
@@ -100,32 +84,79 @@ def retrain(
     *,
     epochs: int,
     seed: int,
-    mean: np.ndarray | None,
-    variance: np.ndarray | None,
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     logdir: Path | None = None,
     callbacks: list | None = None,
     verbose: int = 0,
 ) -> Trained:
-    """A configuration retrained from scratch with a run's settings, under ``schedule``
-    (what the finalizer, the ablation and the search's confirmation share)."""
-    rate = learning_rate(schedule, hp["learning_rate"], len(data[1]), settings.batch_size, epochs)
-    return train_from_scratch(
-        hp,
-        settings.recipe,
-        data,
+    """``hp``'s network built with ``settings.recipe`` and trained from scratch under
+    ``schedule`` for ``epochs`` epochs, every random choice drawn from ``seed``."""
+    import keras  # late: TensorFlow's import takes seconds, and only training needs it
+
+    from hypermodels.inputs import as_dataset
+    from hypermodels.resnet import build_resnet
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    n_images, batch_size = len(data[1]), settings.batch_size
+    rate = learning_rate(schedule, hp["learning_rate"], n_images, batch_size, epochs)
+    model = build_resnet(**{**hp, "learning_rate": rate}, recipe=settings.recipe, mean=mean,
+                         variance=variance, precision=settings.precision)  # fmt: skip
+    callbacks = list(callbacks or [])
+    if logdir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(logdir), write_graph=False))
+    if validation is not None:
+        validation = as_dataset(*validation, batch_size, shuffle=False)
+    t0 = time.perf_counter()
+    history = model.fit(
+        as_dataset(*data, batch_size, shuffle=True),
         epochs=epochs,
-        batch_size=settings.batch_size,
-        precision=settings.precision,
-        mean=mean,
-        variance=variance,
-        validation=validation,
-        learning_rate=rate,
-        seed=seed,
-        logdir=logdir,
+        shuffle=False,  # the dataset reshuffles itself every epoch
+        validation_data=validation,
         callbacks=callbacks,
         verbose=verbose,
+    ).history
+    seconds = time.perf_counter() - t0
+    return Trained(model, {k: [float(v) for v in vals] for k, vals in history.items()}, seconds)
+
+
+def calibrate(
+    space: SearchSpace, batch_size: int, precision: str | None = None, steps: int = 4
+) -> Calibration:
+    """Time a mid-sized network of the space: its start-up, then ``steps`` training steps.
+
+    Timestamps are taken inside ``fit`` (after each batch and at the epoch's end), so the
+    rate is the steady state and neither the first step's tracing nor the input
+    pipeline's teardown after ``fit`` counts as training. It lives here, not beside the
+    pricing in ``tuning.machine.cost``, because it trains a network.
+    """
+    import keras  # late: TensorFlow's import takes seconds
+
+    blocks = (space.blocks_min + space.blocks_max) // 2
+    filters = sorted(space.filters)[len(space.filters) // 2]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (batch_size * (steps + 1), 28, 28)).astype(np.uint8)
+    y = rng.integers(0, 10, len(x))
+    batch_ends: list[float] = []
+    epoch_end: list[float] = []
+    stamps = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: batch_ends.append(time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: epoch_end.append(time.perf_counter()),
     )
+    t0 = time.perf_counter()
+    hp = {"blocks": blocks, "filters": filters, "skip": True, "learning_rate": 1e-3}
+    settings = TrainingSettings(0, None, batch_size, Recipe(), precision, None)
+    trained = retrain(hp, settings, Schedule(), (x, y), epochs=1, seed=0,
+                      validation=(x[:batch_size], y[:batch_size]), callbacks=[stamps])  # fmt: skip
+    del trained
+    keras.backend.clear_session()
+    step = (batch_ends[-1] - batch_ends[0]) / steps
+    # First step: build + trace + one step; validation: trace + one forward pass (1/3 step).
+    start = (batch_ends[0] - t0 - step) + (epoch_end[0] - batch_ends[-1] - step / 3.0)
+    rate = 3.0 * forward_flops(blocks, filters) * batch_size / step
+    return Calibration(flops_per_second=rate, trial_start_s=max(0.0, start))
 
 
 def predict(model, x: np.ndarray, tta: str = "none", batch_size: int = 1000) -> np.ndarray:

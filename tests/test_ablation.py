@@ -165,8 +165,12 @@ def test_interrupted_ablation_resumes(data_dir, tmp_path, monkeypatch):
                             blocks=(1,), seeds=2, options=options)  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
         ablation.run_ablation(config)
-    assert len(records.read_ablation_runs(tmp_path / "run" / "ablation")) == 2
+    out = tmp_path / "run" / "ablation"
+    assert len(records.read_ablation_runs(out)) == 2
+    stale = out / ".runs.csv.k1ll3d.tmp"  # what a kill in the middle of a write leaves
+    stale.write_text("half a row")
     rows = ablation.run_ablation(config)
+    assert not stale.exists()
     assert len(rows) == 4 and calls["n"] == 5  # 2 before, the interrupted one, then 2 more
     assert all(not math.isnan(r["val_accuracy"]) for r in rows)
 
@@ -178,6 +182,7 @@ def test_interrupted_ablation_resumes(data_dir, tmp_path, monkeypatch):
         (["--blocks", "a"], "comma-separated integers"),
         (["--seeds", "0"], "--seeds must be at least 1"),
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--schedule", "cosine", "--warmup-epochs", "3"], "--warmup-epochs 3 is longer than"),
     ],
 )
 def test_ablation_usage_errors(extra, message, tmp_path, capsys):

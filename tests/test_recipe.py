@@ -254,6 +254,9 @@ def test_finalize_rejects_a_bad_schedule_setting(search_run):
     run_dir, _, _ = search_run
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--warmup-epochs", "-1")
     assert proc.returncode == 2 and "--warmup-epochs must be non-negative" in proc.stderr
+    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--warmup-epochs", "10",
+                      "--epochs", "1")  # fmt: skip
+    assert proc.returncode == 2 and "--warmup-epochs 10 is longer than the training" in proc.stderr
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--epochs-factor", "0")
     assert proc.returncode == 2 and "--epochs-factor must be in (0, 100]" in proc.stderr
     proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--lr-scale", "0")

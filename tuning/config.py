@@ -332,11 +332,21 @@ class Schedule:
             how += f", capped by --max-lr {self.max_lr:g}" if rate < self.min_lr else ""
         return rate, f"{rate:.4g} ({how})"
 
-    def describe(self, searched: float) -> str:
+    def check_epochs(self, epochs: int) -> None:
+        """A warm-up longer than the training would be cut short without a word: refused."""
+        if self.kind == "cosine" and self.warmup_epochs > epochs:
+            raise UsageError(
+                f"--warmup-epochs {self.warmup_epochs} is longer than the training "
+                f"({epochs} epoch{'s' if epochs != 1 else ''}); give at most {epochs}"
+            )
+
+    def describe(self, searched: float, epochs: int | None = None) -> str:
         text = self.peak(searched)[1]
-        if self.kind == "cosine":
-            return f"{self.warmup_epochs}-epoch warm-up + cosine decay from {text}"
-        return f"constant {text}"
+        if self.kind != "cosine":
+            return f"constant {text}"
+        if epochs is not None and self.warmup_epochs >= epochs:
+            return f"{self.warmup_epochs}-epoch warm-up to {text}, the whole training (no decay)"
+        return f"{self.warmup_epochs}-epoch warm-up + cosine decay from {text}"
 
 
 def resolve_tta(tta: str, augment: tuple[str, ...]) -> str:
@@ -389,6 +399,8 @@ class FinalizeConfig:
             raise UsageError(f"--tta must be one of {choices}, not {self.tta!r}")
         _at_least("--epochs", self.epochs, 1)
         self.lr_schedule  # noqa: B018  (the schedule's flags are checked by the value itself)
+        if self.epochs is not None:
+            self.lr_schedule.check_epochs(self.epochs)
         if not 0 < self.epochs_factor <= 100:
             raise UsageError(f"--epochs-factor must be in (0, 100], not {self.epochs_factor}")
         if self.trial is not None and self.hyperparameters is not None:
@@ -412,6 +424,8 @@ class AblationConfig:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
         _at_least("--seeds", self.seeds, 1)
         _at_least("--epochs", self.epochs, 1)
+        if self.epochs is not None:
+            self.lr_schedule.check_epochs(self.epochs)
         if self.blocks is not None and (not self.blocks or min(self.blocks) < 1):
             raise UsageError(f"--blocks needs positive depths, not {list(self.blocks)}")
         if self.trial is not None and self.hyperparameters is not None:

@@ -49,6 +49,7 @@ def ablation_locked(config: AblationConfig) -> list[dict]:
     choice = choose_configuration(config.run_dir, config.trial, config.hyperparameters)
     depths = list(config.blocks or [choice.hyperparameters["blocks"]])
     epochs = config.epochs if config.epochs is not None else epochs_from_lineage(choice)[0]
+    config.lr_schedule.check_epochs(epochs)
     settings = inherited_settings(config.run_dir, config.options)
     filters = choice.hyperparameters["filters"]
     warning = check_fits(max(depths), filters, settings.batch_size, "the deepest network")
@@ -58,6 +59,8 @@ def ablation_locked(config: AblationConfig) -> list[dict]:
     out = config.run_dir / records.ABLATION_DIR
     definition = ablation_definition(choice, epochs, settings, splits, config.lr_schedule)
     claim_ablation_dir(out, definition, config.overwrite)
+    if records.remove_stale_temporaries(out):  # a killed run's half-written files
+        print(f"removed the temporary files a killed ablation left in {out}", flush=True)
     write_meta(out, definition, choice, depths, config.seeds, splits, settings)
     rows = records.read_ablation_runs(out)
     done = {(r["blocks"], r["skip"], r["seed"]) for r in rows}

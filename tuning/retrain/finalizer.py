@@ -65,6 +65,7 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     settings = inherited_settings(config.run_dir, config.options)
     tta = resolve_tta(config.tta, settings.recipe.augment)
     epochs, epochs_source = planned_epochs(config, choice)
+    config.lr_schedule.check_epochs(epochs)
     staged = StagedFolder(config.run_dir / "final", config.overwrite)
     staged.check()
     hp = choice.hyperparameters
@@ -79,7 +80,7 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     searched = choice.hyperparameters["learning_rate"]
     peak_lr, schedule_text = (
         config.lr_schedule.peak(searched)[0],
-        config.lr_schedule.describe(searched),
+        config.lr_schedule.describe(searched, epochs),
     )
     print(
         f"finalize: {choice.hyperparameters} for {epochs} epochs ({epochs_source}) on "

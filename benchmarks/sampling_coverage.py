@@ -24,7 +24,8 @@ def fresh_configurations(sampler: str, seed: int, n: int, space) -> list[dict]:
     import keras_tuner
 
     from hypermodels.resnet import hp_values
-    from tuning.engine.oracle import AtomicHyperbandOracle, draw_fresh
+    from tuning.engine.oracle import AtomicHyperbandOracle
+    from tuning.kt_internals import draw_fresh
 
     hp = keras_tuner.HyperParameters()
     hp_values(hp, space)

@@ -15,10 +15,10 @@ from hypermodels.recipe import Recipe
 from hypermodels.resnet import hp_values
 from hypermodels.space import SearchSpace
 from tuning.config import SearchConfig
-from tuning.engine.oracle import AtomicHyperbandOracle, draw_fresh
+from tuning.engine.oracle import AtomicHyperbandOracle
 from tuning.engine.sampling import BalancedDesign, van_der_corput
 from tuning.errors import UsageError
-from tuning.kt_internals import Trial
+from tuning.kt_internals import Trial, draw_fresh
 from tuning.rundir import folders as rundir
 
 SHAPE = ("blocks", "filters", "skip")

@@ -18,6 +18,7 @@ from pathlib import Path
 from hypermodels.recipe import Recipe
 from hypermodels.space import SearchSpace
 from tuning.errors import UsageError
+from tuning.schedule import SCHEDULES, Schedule  # noqa: F401  (re-exported)
 
 DEFAULT_DIRECTORY = "runs"
 DEFAULT_PROJECT = "search"
@@ -46,7 +47,6 @@ DEFAULT_BN_MOMENTUM = 0.9
 DEFAULT_RECIPE = Recipe(momentum=DEFAULT_MOMENTUM, bn_momentum=DEFAULT_BN_MOMENTUM)
 DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (None: all)
 DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
-SCHEDULES = ("cosine", "constant")
 DEFAULT_WARMUP_EPOCHS = 1
 # finalize epochs = factor x the best trial's lineage epochs; 4 with translation (phase 5 of
 # docs/accuracy.md: 2 x without it already overfits, and 4 x alone did not help)
@@ -285,68 +285,6 @@ class RetrainOptions:
             "augment": self.augment,
             "bn_momentum": self.bn_momentum,
         }
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The learning rate of a retraining: constant, or warm-up + cosine decay to 0.
-
-    Its peak is ``lr_scale`` x the searched rate, at least ``min_lr`` and at most ``max_lr``
-    (the cap has the last word, so a low --max-lr alone stays valid). Hyperband trials run
-    at a constant rate, while warm-up + cosine decay tolerates a higher peak
-    (docs/accuracy.md), but not beyond a rate where SGD with momentum starts to diverge.
-    The floor is there because a short constant-rate trial favours lower rates than a long
-    decaying training does: 4 x a low searched rate is still below the rates the final
-    recipe trains best at.
-    """
-
-    kind: str = "constant"
-    warmup_epochs: int = 0
-    lr_scale: float = 1.0
-    max_lr: float = math.inf
-    min_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {self.kind!r}")
-        if self.warmup_epochs < 0:
-            raise UsageError(f"--warmup-epochs must be non-negative, not {self.warmup_epochs}")
-        if not 0 < self.lr_scale <= 1000:
-            raise UsageError(f"--lr-scale must be in (0, 1000], not {self.lr_scale}")
-        if not 0 < self.max_lr <= math.inf:
-            raise UsageError(f"--max-lr must be a positive number, not {self.max_lr}")
-        if not 0 <= self.min_lr < math.inf:
-            raise UsageError(f"--min-lr must be a non-negative number, not {self.min_lr}")
-
-    def peak(self, searched: float) -> tuple[float, str]:
-        """The rate trained at (the schedule's peak) and how it was derived."""
-        scaled = self.lr_scale * searched
-        rate = min(max(scaled, self.min_lr), self.max_lr)
-        if self.lr_scale == 1 and rate == searched:
-            return rate, f"{rate:.4g}"
-        how = f"{self.lr_scale:g} x the searched {searched:.4g}"
-        if rate < scaled:
-            how += f", capped by --max-lr {self.max_lr:g}"
-        elif rate > scaled:
-            how += f" = {scaled:.4g}, raised to --min-lr {self.min_lr:g}"
-            how += f", capped by --max-lr {self.max_lr:g}" if rate < self.min_lr else ""
-        return rate, f"{rate:.4g} ({how})"
-
-    def check_epochs(self, epochs: int) -> None:
-        """A warm-up longer than the training would be cut short without a word: refused."""
-        if self.kind == "cosine" and self.warmup_epochs > epochs:
-            raise UsageError(
-                f"--warmup-epochs {self.warmup_epochs} is longer than the training "
-                f"({epochs} epoch{'s' if epochs != 1 else ''}); give at most {epochs}"
-            )
-
-    def describe(self, searched: float, epochs: int | None = None) -> str:
-        text = self.peak(searched)[1]
-        if self.kind != "cosine":
-            return f"constant {text}"
-        if epochs is not None and self.warmup_epochs >= epochs:
-            return f"{self.warmup_epochs}-epoch warm-up to {text}, the whole training (no decay)"
-        return f"{self.warmup_epochs}-epoch warm-up + cosine decay from {text}"
 
 
 def resolve_tta(tta: str, augment: tuple[str, ...]) -> str:

@@ -10,14 +10,14 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from tuning.kt_internals import SaveBestEpoch
+from tuning.kt_internals import SaveBestEpochAdapter
 from tuning.rundir import records
 
 
-class AtomicSaveBestEpoch(SaveBestEpoch):
+class AtomicSaveBestEpoch(SaveBestEpochAdapter):
     """KerasTuner's best-epoch checkpoint, written to a temporary file and renamed."""
 
-    def _save_model(self):
+    def save_best(self):
         path = Path(self.filepath)
         tmp = path.with_name(f".{path.stem}.tmp.weights.h5")
         try:

@@ -23,10 +23,10 @@ from tuning.engine.strategy import make_strategy
 from tuning.engine.worker import (
     check_worker_definition,
     run_worker,
-    set_client_timeout,
     wait_for_run_file,
 )
 from tuning.errors import ProjectError, UsageError
+from tuning.kt_internals import set_client_timeout
 from tuning.machine.cost import Calibration, estimate_seconds, format_duration
 from tuning.machine.memory import check_fits
 from tuning.machine.precision import PrecisionChoice, choose

@@ -9,26 +9,8 @@ import keras_tuner
 
 from tuning.config import SAMPLERS
 from tuning.engine.sampling import BalancedDesign
-from tuning.kt_internals import FINISHED, HyperbandOracle, Trial, TrialStatus, retry_queue
+from tuning.kt_internals import FINISHED, OracleAdapter, TrialStatus
 from tuning.rundir import records
-
-
-def draw_fresh(oracle, n: int) -> list[dict]:
-    """An oracle's next n fresh configurations, each recorded as a (never run) trial the way
-    KerasTuner records one: what a search would draw, without training. For any KerasTuner
-    oracle; ``benchmarks/sampling_coverage.py`` and the tests use it."""
-    out = []
-    for _ in range(n):
-        values = oracle._random_values()
-        if values is None:  # the space is exhausted
-            break
-        trial = Trial(oracle.hyperparameters.copy(), trial_id=f"{len(oracle.trials):04d}")
-        trial.hyperparameters.values.update(values)
-        oracle.trials[trial.trial_id] = trial
-        oracle.start_order.append(trial.trial_id)
-        oracle._tried_so_far.add(oracle._compute_values_hash(values))
-        out.append(values)
-    return out
 
 
 def count_finished(oracle) -> int:
@@ -36,7 +18,7 @@ def count_finished(oracle) -> int:
     return sum(t.status in FINISHED for t in oracle.trials.values())
 
 
-class AtomicHyperbandOracle(HyperbandOracle):
+class AtomicHyperbandOracle(OracleAdapter):
     """KerasTuner's Hyperband oracle, saving its state and trials atomically.
 
     ``sampler="balanced"`` (the default) draws each new configuration's network shape among
@@ -51,21 +33,20 @@ class AtomicHyperbandOracle(HyperbandOracle):
         super().__init__(*args, **kwargs)
         self.sampler = sampler
 
-    def _random_values(self):
+    def draw_values(self):
         balanced = self.sampler == "balanced"
         design = BalancedDesign.of(self.hyperparameters.space) if balanced else None
         if design is None:
-            return super()._random_values()
+            return super().draw_values()
         counts = design.counts(self.sampled_configurations())
         # Seeded by the run's seed and the draw's number, so that neighbouring seeds do not
         # walk the same sequence one draw apart.
-        rng = random.Random(f"{self.seed}/{self._seed_state}")
-        self._seed_state += 1
+        rng = random.Random(f"{self.seed}/{self.next_draw_number()}")
         for combination in design.preference(counts, rng):
             # a stepped "continuous" range can repeat a value: then try the shape's next points
-            for extra in range(self._max_collisions):
+            for extra in range(self.max_collisions):
                 values = design.values(combination, counts[combination] + extra, self.seed)
-                if not self._duplicate(values):
+                if not self.is_duplicate(values):
                     return values
                 if not design.continuous:
                     break
@@ -93,16 +74,16 @@ class AtomicHyperbandOracle(HyperbandOracle):
         self.tuner_ids.discard(tuner_id)
         if trial is None:
             return None
-        retry_queue(self).append(trial.trial_id)
+        self.retry_queue.append(trial.trial_id)
         self.save()
         return trial.trial_id
 
     def retries_pending(self) -> bool:
-        return bool(retry_queue(self))
+        return bool(self.retry_queue)
 
     def unqueue_retry(self, trial_id: str) -> bool:
         """Take a requeued trial off the retry queue (its first worker reported after all)."""
-        queue = retry_queue(self)
+        queue = self.retry_queue
         if trial_id not in queue:
             return False
         queue.remove(trial_id)
@@ -118,26 +99,23 @@ class AtomicHyperbandOracle(HyperbandOracle):
         return count
 
     def save(self):
-        records.atomic_write_json(self._get_oracle_fname(), self.get_state())
+        records.atomic_write_json(self.oracle_file(), self.get_state())
 
-    def _save_trial(self, trial):
-        path = Path(self._get_trial_dir(trial.trial_id)) / "trial.json"
+    def write_trial_file(self, trial):
+        path = Path(self.trial_dir(trial.trial_id)) / "trial.json"
         records.atomic_write_json(path, trial.get_state())
 
     def checkpoints_needed(self) -> set[str]:
         """Trials whose best checkpoint a future continuation trial may still load."""
         needed = set()
-        queue = retry_queue(self)
+        queue = self.retry_queue
         for trial in list(self.ongoing_trials.values()) + [
             self.trials[t] for t in queue if t in self.trials
         ]:
             parent = trial.hyperparameters.values.get("tuner/trial_id")
             if parent:
                 needed.add(parent)
-        for bracket in self._brackets:
-            rounds = bracket["rounds"]
-            for r in range(len(rounds) - 1):
-                if len(rounds[r + 1]) < self._get_size(bracket["bracket_num"], r + 1):
-                    selected = {info["past_id"] for info in rounds[r + 1]}
-                    needed |= {info["id"] for info in rounds[r] if info["id"] not in selected}
+        for this_round, next_round in self.rounds_waiting():
+            selected = {info["past_id"] for info in next_round}
+            needed |= {info["id"] for info in this_round if info["id"] not in selected}
         return needed

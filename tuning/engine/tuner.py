@@ -31,7 +31,7 @@ from tuning.engine.progress import Progress, trial_plan
 from tuning.engine.results import last_line, trial_rows, write_results
 from tuning.engine.worker import ChiefLost, Heartbeat, is_rpc_error, polite_client
 from tuning.errors import EnvironmentFailure, environment_failure
-from tuning.kt_internals import FINISHED, SaveBestEpoch, TrialStatus
+from tuning.kt_internals import FINISHED, SaveBestEpoch, TrialStatus, TunerAdapter
 from tuning.rundir import records
 from tuning.rundir.resume import (
     CHECKPOINT,
@@ -71,7 +71,7 @@ class MachineFailure(EnvironmentFailure, keras_tuner.errors.FatalError):
     trial as failed (it stays running and resumes); the search stops with one line."""
 
 
-class ResNetHyperband(keras_tuner.Hyperband):
+class ResNetHyperband(TunerAdapter):
     """Hyperband that keeps trials.csv/best.json current, seeds and resumes trials."""
 
     def __init__(
@@ -108,22 +108,17 @@ class ResNetHyperband(keras_tuner.Hyperband):
             seed=seed + 1,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        # Skip Hyperband.__init__ (it would build a plain oracle); its methods still apply.
-        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+        super().__init__(oracle, hypermodel, **kwargs)
         self._heartbeat = None
         self.trials_run = 0
         if self.is_worker:
             self.oracle = polite_client(self.oracle)
 
-    @property
-    def is_worker(self) -> bool:
-        return self._is_worker()
-
-    def _get_tuner_fname(self):
+    def tuner_file(self):
         # One state file for a run searched alone or by a chief (KerasTuner would name
         # it after the tuner id), so a run can switch between the two and resume.
         if self.is_worker:
-            return super()._get_tuner_fname()
+            return super().tuner_file()
         return os.path.join(str(self.project_dir), "tuner0.json")
 
     # -- paths and state ----------------------------------------------------------------
@@ -137,7 +132,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
     def save(self):
         if not self.is_worker:
             self.oracle.save()
-        records.atomic_write_json(self._get_tuner_fname(), self.get_state())
+        records.atomic_write_json(self.tuner_file(), self.get_state())
 
     def search(self, *fit_args, **fit_kwargs):
         with frozen_startup_objects():
@@ -177,7 +172,7 @@ class ResNetHyperband(keras_tuner.Hyperband):
         ]
         return super().run_trial(trial, *args, **kwargs)
 
-    def _build_and_fit_model(self, trial, *args, **kwargs):
+    def build_and_fit(self, trial, *args, **kwargs):
         """Build (or resume) and fit one trial; KerasTuner's documented override point."""
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         callbacks = kwargs["callbacks"]
@@ -197,13 +192,11 @@ class ResNetHyperband(keras_tuner.Hyperband):
             self._seconds_before[trial.trial_id] = sum(e["seconds"] for e in recorder.epochs)
             print(f"trial {trial.trial_id}: resuming from epoch {done}", flush=True)
         else:
-            model = self._try_build(trial.hyperparameters)  # a continuation loads its parent
+            model = self.try_build(trial.hyperparameters)  # a continuation loads its parent
             recorder.epochs = []
         recorder.save()
         # What KerasTuner reads to rebuild this model for a continuation trial.
-        records.atomic_write_json(
-            self._get_build_config_fname(trial.trial_id), model.get_build_config()
-        )
+        records.atomic_write_json(self.build_config_file(trial.trial_id), model.get_build_config())
         callbacks.append(ResumeCheckpoint(trial_dir, self.stop, self.resume_every_s))
         self.hypermodel.fit(trial.hyperparameters, model, *args, **kwargs)
         # KerasTuner scores the trial from the whole trial's epochs, resumed or not.
@@ -217,9 +210,9 @@ class ResNetHyperband(keras_tuner.Hyperband):
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             return load_resume(trial_dir, trial.trial_id)
 
-    def _run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+    def run_and_update(self, trial, *fit_args, **fit_kwargs):
         try:
-            return super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+            return super().run_and_update(trial, *fit_args, **fit_kwargs)
         except Exception as exc:
             if is_rpc_error(exc):  # not the trial's fault: keep it running on the chief
                 raise ChiefLost(str(exc)) from exc

@@ -19,7 +19,7 @@ import keras_tuner
 
 from tuning.config import Cluster
 from tuning.errors import ProjectError, UsageError
-from tuning.kt_internals import TrialStatus, oracle_client_module, protos
+from tuning.kt_internals import TrialStatus, oracle_client_module, ping_trial, rebind_client
 from tuning.rundir.folders import RUN_FILE, differences, read_run, with_recorded_defaults
 
 HEARTBEAT_S = 5.0
@@ -67,11 +67,6 @@ def check_worker_definition(run_dir: Path, definition: dict, cluster: Cluster) -
         )
 
 
-def set_client_timeout(seconds: float) -> None:
-    """KerasTuner's client waits an hour for each answer; make that our --chief-timeout."""
-    oracle_client_module().TIMEOUT = seconds
-
-
 def polite_client(client):
     """Wrap KerasTuner's OracleClient so a waiting worker asks once a second, not in a loop."""
 
@@ -82,9 +77,7 @@ def polite_client(client):
                 time.sleep(IDLE_WAIT_S)
             return trial
 
-    polite = PoliteOracleClient.__new__(PoliteOracleClient)
-    polite.__dict__.update(client.__dict__)
-    return polite
+    return rebind_client(client, PoliteOracleClient)
 
 
 class Heartbeat:
@@ -96,11 +89,10 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, daemon=True, name="heartbeat")
 
     def _run(self) -> None:
-        request = protos().get_service().GetTrialRequest(trial_id=self.trial_id)
         while not self._stop.wait(self.interval):
             # A failed ping is not an error here: the main thread's next call reports it.
             with contextlib.suppress(Exception):
-                self.client.stub.GetTrial(request, timeout=self.interval)
+                ping_trial(self.client, self.trial_id, self.interval)
 
     def start(self) -> Heartbeat:
         self._thread.start()

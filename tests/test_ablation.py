@@ -33,21 +33,21 @@ def test_paired_t_against_a_hand_computed_example():
     assert r.ci_high == pytest.approx(0.02 + 0.0248414, abs=1e-6)
     assert r.p_value == pytest.approx(0.07418, abs=1e-4)
     assert not r.significant
-    assert "not significant at the 5% level" in stats.verdict(4, r)
+    assert "not significant at the 5% level" in stats.skip_verdict(4, r)
 
 
 def test_paired_t_significant_and_degenerate_cases():
     r = stats.paired_t([0.9, 0.91, 0.92, 0.93], [0.8, 0.8, 0.81, 0.8])
     assert r.significant and r.ci_low > 0
-    assert stats.verdict(8, r).startswith("At 8 blocks, skip connections raise validation")
+    assert stats.skip_verdict(8, r).startswith("At 8 blocks, skip connections raise validation")
     worse = stats.paired_t([0.8, 0.8, 0.81, 0.8], [0.9, 0.91, 0.92, 0.93])
-    assert "skip connections lower" in stats.verdict(1, worse) and "At 1 block," in stats.verdict(
+    assert "skip connections lower" in stats.skip_verdict(
         1, worse
-    )
+    ) and "At 1 block," in stats.skip_verdict(1, worse)
     same = stats.paired_t([0.5, 0.6], [0.5, 0.6])
     assert same.mean_diff == 0 and same.p_value == 1.0 and not same.significant
     one = stats.paired_t([0.9], [0.8])
-    assert one.ci_low is None and "more seeds are needed" in stats.verdict(2, one)
+    assert one.ci_low is None and "more seeds are needed" in stats.skip_verdict(2, one)
     with pytest.raises(ValueError):
         stats.paired_t([0.1, 0.2], [0.1])
 

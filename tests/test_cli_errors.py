@@ -228,3 +228,16 @@ def test_module_entry_point_exit_code(tmp_path):
         .startswith("python -m tuning.search: error: blocks range 4:1")
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_each_command_without_flags_gives_its_default_config():
+    """The flags reach the config by name (``cli.config_from_args``): with none given, each
+    command's config is the dataclass's own default, so no flag's default drifts apart."""
+    from tuning import ablate, finalize, search
+    from tuning.config import AblationConfig, FinalizeConfig, SearchConfig
+
+    assert search.config_from_args(search.build_parser().parse_args([])) == SearchConfig()
+    assert finalize.config_from_args(finalize.build_parser().parse_args([])) == FinalizeConfig()
+    assert ablate.config_from_args(ablate.build_parser().parse_args([])) == AblationConfig()
+    given = finalize.build_parser().parse_args(["--min-lr", "0.02", "--tta", "none"])
+    assert finalize.config_from_args(given) == FinalizeConfig(min_lr=0.02, tta="none")

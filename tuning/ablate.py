@@ -36,17 +36,13 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> AblationConfig:
-    return AblationConfig(
-        run_dir=args.run_dir,
-        trial=args.trial,
+    return cli.config_from_args(
+        AblationConfig,
+        args,
         hyperparameters=cli.hyperparameters_from_arg(args.hyperparameters),
         blocks=cli.blocks_from_arg(args.blocks),
-        seeds=args.seeds,
-        epochs=args.epochs,
         options=cli.retrain_options_from_args(args),
         lr_schedule=cli.schedule_from_args(args),
-        overwrite=args.overwrite,
-        verbose=args.verbose,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -374,6 +375,15 @@ def blocks_from_arg(text: str | None) -> tuple[int, ...] | None:
     if not blocks or blocks[0] < 1:
         raise UsageError(f"--blocks needs positive depths, not {text!r}")
     return tuple(blocks)
+
+
+def config_from_args(cls, args: argparse.Namespace, **converted):
+    """A command's config from its parsed flags: each field of ``cls`` takes the flag of
+    its name, ``converted`` the fields whose flag needs converting or is named otherwise
+    (so a new flag named after its field needs no line here)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    plain = {k: v for k, v in vars(args).items() if k in names and k not in converted}
+    return cls(**plain, **converted)
 
 
 def retrain_options_from_args(args: argparse.Namespace) -> RetrainOptions:

@@ -287,6 +287,12 @@ class RetrainOptions:
         }
 
 
+def check_choice(trial: str | None, hyperparameters: dict | None) -> None:
+    """A retraining takes a trial of the search or explicit hyperparameters, not both."""
+    if trial is not None and hyperparameters is not None:
+        raise UsageError("give either --trial or --hyperparameters, not both")
+
+
 def resolve_tta(tta: str, augment: tuple[str, ...]) -> str:
     """The test-time augmentation a network gets: ``auto`` is flip for a network trained
     with flips and the single view otherwise; flip on one trained without is refused."""
@@ -341,8 +347,7 @@ class FinalizeConfig:
             self.lr_schedule.check_epochs(self.epochs)
         if not 0 < self.epochs_factor <= 100:
             raise UsageError(f"--epochs-factor must be in (0, 100], not {self.epochs_factor}")
-        if self.trial is not None and self.hyperparameters is not None:
-            raise UsageError("give either --trial or --hyperparameters, not both")
+        check_choice(self.trial, self.hyperparameters)
 
 
 @dataclass(frozen=True)
@@ -366,5 +371,4 @@ class AblationConfig:
             self.lr_schedule.check_epochs(self.epochs)
         if self.blocks is not None and (not self.blocks or min(self.blocks) < 1):
             raise UsageError(f"--blocks needs positive depths, not {list(self.blocks)}")
-        if self.trial is not None and self.hyperparameters is not None:
-            raise UsageError("give either --trial or --hyperparameters, not both")
+        check_choice(self.trial, self.hyperparameters)

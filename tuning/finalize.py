@@ -62,22 +62,11 @@ def build_parser() -> cli.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> FinalizeConfig:
-    return FinalizeConfig(
-        run_dir=args.run_dir,
-        trial=args.trial,
+    return cli.config_from_args(
+        FinalizeConfig,
+        args,
         hyperparameters=cli.hyperparameters_from_arg(args.hyperparameters),
-        epochs=args.epochs,
-        train_on=args.train_on,
         options=cli.retrain_options_from_args(args),
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        epochs_factor=args.epochs_factor,
-        lr_scale=args.lr_scale,
-        max_lr=args.max_lr,
-        min_lr=args.min_lr,
-        tta=args.tta,
-        overwrite=args.overwrite,
-        verbose=args.verbose,
     )
 
 

@@ -154,32 +154,15 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         augment=cli.augment_from_arg(args.augment) or (),
         bn_momentum=args.bn_momentum,
     )
-    return SearchConfig(
+    return cli.config_from_args(
+        SearchConfig,
+        args,
         space=cli.space_from_args(args),
-        data_dir=args.data_dir,
-        directory=args.directory,
-        project_name=args.project_name,
-        max_epochs=args.max_epochs,
-        factor=args.factor,
-        hyperband_iterations=args.hyperband_iterations,
-        sampler=args.sampler,
-        batch_size=args.batch_size,
         recipe=recipe,
         trial_images=cli.trial_images_from_arg(args.trial_images),
-        seed=args.seed,
-        subset=args.subset,
-        precision=args.precision,
-        deterministic=args.deterministic,
         max_consecutive_failures=args.max_consecutive_failures,
-        prune_checkpoints=args.prune_checkpoints,
         resume_every_s=args.resume_every,
-        strategy=args.strategy,
-        cpu_replicas=args.cpu_replicas,
         time_budget_min=args.time_budget,
-        overwrite=args.overwrite,
-        verbose=args.verbose,
-        confirm_top=args.confirm_top,
-        confirm_seeds=args.confirm_seeds,
     )
 
 

@@ -70,7 +70,7 @@ def paired_t(a: list[float], b: list[float], confidence: float = 0.95) -> Paired
     return PairedResult(n, mean, sd, mean - crit * se, mean + crit * se, t, p, confidence)
 
 
-def verdict(blocks: int, result: PairedResult, metric: str = "validation accuracy") -> str:
+def skip_verdict(blocks: int, result: PairedResult, metric: str = "validation accuracy") -> str:
     """One sentence a reader can quote."""
     depth = f"{blocks} block{'s' if blocks != 1 else ''}"
     if result.ci_low is None:
@@ -143,13 +143,13 @@ def ablation_summary(rows: list[dict]) -> list[dict]:
                 [arms[False][s]["val_accuracy"] for s in seeds],
             )
             entry["paired"] = result.to_dict()
-            entry["verdict"] = verdict(blocks, result)
+            entry["verdict"] = skip_verdict(blocks, result)
             # The same seeds' final training losses: how well each arm fits its training set.
             loss = paired_t(
                 [arms[True][s]["train_loss"] for s in seeds],
                 [arms[False][s]["train_loss"] for s in seeds],
             )
             entry["paired_train_loss"] = loss.to_dict()
-            entry["loss_verdict"] = verdict(blocks, loss, "the final training loss")
+            entry["loss_verdict"] = skip_verdict(blocks, loss, "the final training loss")
         out.append(entry)
     return out

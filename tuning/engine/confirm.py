@@ -58,7 +58,7 @@ from tuning.config import (
     SearchConfig,
     confirm_recipe_text,
 )
-from tuning.engine.confirm_text import summary_lines, verdict
+from tuning.engine.confirm_text import summary_lines, winner_verdict
 from tuning.engine.results import describe_hyperparameters, write_best
 from tuning.retrain.training import TrainingSettings, epochs_times, retrain
 from tuning.rundir import records
@@ -351,6 +351,6 @@ def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds:
         "runner_up": runner_up,
         "difference": difference,
         "distinguishable": bool(difference and difference["significant"]),
-        "verdict": verdict(difference),
+        "verdict": winner_verdict(difference),
         "candidates": entries,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tuning.rundir import records
 
 
-def verdict(difference: dict | None) -> str:
+def winner_verdict(difference: dict | None) -> str:
     """One plain sentence on the winner against the runner-up."""
     if difference is None:
         return "only one configuration was confirmed: there is no runner-up to compare"

@@ -18,6 +18,7 @@ from tuning.config import (
     DEFAULT_RECIPE,
     DEFAULT_SEED,
     RetrainOptions,
+    check_choice,
     confirm_recipe_text,
     make_recipe,
 )
@@ -51,8 +52,7 @@ def choose_configuration(run_dir: Path, trial: str | None, hyperparameters: dict
     """The explicit hyperparameters, the trial ``trial`` or the run's best trial: the
     search's confirmed winner where it has one, else Hyperband's best score."""
     if hyperparameters is not None:
-        if trial is not None:
-            raise UsageError("give either --trial or --hyperparameters, not both")
+        check_choice(trial, hyperparameters)
         hp = validate_hyperparameters(hyperparameters, "--hyperparameters")
         return Choice(hp, {"source": "--hyperparameters"})
     if not run_dir.is_dir():

@@ -32,6 +32,7 @@ from tuning.config import Schedule  # noqa: E402
 from tuning.data import load_splits, stratified_take  # noqa: E402
 from tuning.machine.precision import resolve  # noqa: E402
 from tuning.retrain.training import TrainingSettings, predict, retrain, scores  # noqa: E402
+from tuning.rundir.records import append_csv_row  # noqa: E402
 
 BASE = {
     "learning_rate": 0.01,
@@ -290,12 +291,7 @@ def main() -> int:
             acc, train_acc = row["val_accuracy"], row["train_accuracy"]
             print(f"{name} seed {seed}: val {acc:.4f} (train {train_acc:.4f}) "
                   f"{row['seconds']:.0f} s", flush=True)  # fmt: skip
-            new = not out.is_file()
-            with out.open("a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            append_csv_row(out, FIELDS, row)
             rows.append(row)
     here = (args.epochs, len(y_tr), args.filters, args.blocks, skip)
     same = [r for r in rows if key_of(r)[2:] == here]

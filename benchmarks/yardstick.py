@@ -122,14 +122,9 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def append_row(path: Path, row: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.is_file()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        f.flush()
+    from tuning.rundir.records import append_csv_row
+
+    append_csv_row(path, FIELDS, row)
 
 
 def shape_name(blocks, filters, skip) -> str:

@@ -136,6 +136,21 @@ def write_csv(path: str | os.PathLike, field_types: dict[str, type], rows: list[
     atomic_write_text(path, buf.getvalue())
 
 
+def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> None:
+    """One row appended to a results CSV (its header first when the file is new), flushed:
+    what a resumable benchmark writes after each training, so a kill loses at most that one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:
     write_csv(path, FIELD_TYPES, rows)
 

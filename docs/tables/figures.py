@@ -118,5 +118,6 @@ def block(root: Path, page: Path, name: str, draw: bool) -> str:
     return f"![{alt}]({link})\n{note}"
 
 
-def missing(root: Path) -> list[str]:
-    return [f"docs/img/{n}.png (missing)" for n in FIGURES if not image(root, n).is_file()]
+def missing(root: Path, names: set[str]) -> list[str]:
+    """The figures among ``names`` whose image is not there."""
+    return [f"docs/img/{n}.png (missing)" for n in sorted(names) if not image(root, n).is_file()]

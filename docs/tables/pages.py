@@ -58,13 +58,13 @@ def render_page(root: Path, page: Path, draw: bool) -> str:
 def run(root: Path, check: bool) -> list[str]:
     """Regenerate every page under ``root`` (or, with ``check``, only compare); the pages
     that were (or would be) changed, relative to root."""
-    changed = []
+    changed, drawn = [], set()
     for page in pages(root):
+        old = page.read_text()
+        drawn |= {m.group(3) for m in BLOCK.finditer(old) if m.group(2) == "figure"}
         text = render_page(root, page, draw=not check)
-        if text != page.read_text():
+        if text != old:
             changed.append(str(page.relative_to(root)))
             if not check:
                 page.write_text(text)
-    if check:
-        changed += figures.missing(root)
-    return changed
+    return changed + (figures.missing(root, drawn) if check else [])

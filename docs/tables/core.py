@@ -53,7 +53,8 @@ def by_seed(rows: Iterable[Row], column: str = "val_accuracy") -> dict[int, floa
 
 
 def mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
+    """The mean, exact in the decimals the values were written with."""
+    return float(sum(Decimal(repr(float(v))) for v in values) / len(values))
 
 
 def sd(values: Sequence[float]) -> float:

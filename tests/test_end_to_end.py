@@ -25,6 +25,9 @@ def test_search_prints_plan_and_next_step(search_run):
     assert "total: 6 trials, 11 epochs of training" in proc.stdout
     assert f"tensorboard --logdir {run_dir / 'tensorboard'}" in proc.stdout
     assert "next: python -m tuning.finalize --run-dir" in proc.stdout
+    searched = json.loads((run_dir / "best.json").read_text())["hyperparameters"]["learning_rate"]
+    peak = min(max(4 * searched, 0.05), 0.1)  # what the finalizer's defaults make of it
+    assert f"finalize's learning rate for the pick: warm-up to {peak:.4g} (" in proc.stdout
     assert "[trial 6 of 6]" in proc.stdout
     estimate = r"estimated wall time: about \d+ s .* s start-up per trial measured"
     assert re.search(estimate, proc.stdout)

@@ -217,8 +217,9 @@ def add_retraining_args(
     add_precision_arg(parser, default=None)
 
 
-def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule) -> None:
-    """The learning rate of a retraining (``tuning.config.Schedule``)."""
+def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule, note: str = "") -> None:
+    """The learning rate of a retraining (``tuning.config.Schedule``); ``note`` is added to
+    --lr-scale's help (what the defaults make of a searched rate)."""
     parser.add_argument(
         "--schedule",
         choices=SCHEDULES,
@@ -233,7 +234,7 @@ def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule) -> Non
         "--lr-scale",
         type=float,
         default=default.lr_scale,
-        help="peak = this many times the searched learning rate (%(default)s) ...",
+        help=f"peak = this many times the searched learning rate (%(default)s) ...{note}",
     )
     parser.add_argument(
         "--max-lr",

@@ -42,7 +42,12 @@ def build_parser() -> cli.ArgumentParser:
         help="without --epochs: train this many times the best trial's lineage epochs "
         "(%(default)s)",
     )
-    cli.add_schedule_args(p, FinalizeConfig().lr_schedule)
+    cli.add_schedule_args(
+        p,
+        FinalizeConfig().lr_schedule,
+        " (with the defaults, every searched rate below 0.0125 trains at the peak 0.05 and "
+        "every rate above 0.025 at 0.1)",
+    )
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     p.add_argument(
         "--tta",

@@ -12,7 +12,7 @@ import shlex
 import time
 
 from hypermodels.space import SearchSpace
-from tuning.config import VALID_FRACTION, Cluster, SearchConfig
+from tuning.config import VALID_FRACTION, Cluster, FinalizeConfig, SearchConfig
 from tuning.data import Splits, load_splits, stratified_take
 from tuning.engine.budget import Deadline, describe_sizing, size_to_budget
 from tuning.engine.confirm import TrainingData, run_confirmation
@@ -374,5 +374,12 @@ def confirm(config: SearchConfig, rows: list[dict], splits: Splits, train, polic
 
 
 def print_next(config: SearchConfig, rows: list[dict]) -> None:
-    if records.best_row(rows) is not None:
-        print(f"next: {finalize_command(config.run_dir, config.data_dir)}")
+    if records.best_row(rows) is None:
+        return
+    best = config.run_dir / "best.json"
+    picked = records.read_json(best).get("hyperparameters") if best.is_file() else None
+    searched = (picked or {}).get("learning_rate")
+    if searched is not None:  # what the searched rate becomes, said before anyone trains
+        rate = FinalizeConfig().lr_schedule.peak(searched)[1]
+        print(f"finalize's learning rate for the pick: warm-up to {rate}, then cosine decay")
+    print(f"next: {finalize_command(config.run_dir, config.data_dir)}")

@@ -36,18 +36,6 @@ _LABELS = {"learning_rate": "learning_rate (log10)"}
 
 
 # -- plots --------------------------------------------------------------------------------
-def _save(plt, fig, path: str | Path, rect=None) -> Path:
-    """``plots.save`` into a folder it creates; ``rect`` keeps a strip free for a figure legend."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if rect is None:
-        return plots.save(plt, fig, path)
-    fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _budget_colors(budgets) -> dict:
     import matplotlib
 
@@ -102,7 +90,7 @@ def plot_history(rows: list[dict], path: str | Path) -> Path:
         f"Optimization history: {len(h.trial_ids)} completed trials, "
         f"{h.total_epochs} epochs in all (failed trials' cost included)"
     )
-    return _save(plt, fig, path)
+    return plots.save(plt, fig, path)
 
 
 def _size(blocks: int) -> float:
@@ -188,7 +176,7 @@ def plot_budgets(rows: list[dict], path: str | Path) -> Path:
         "Search by training budget (target epochs): compare trials within a panel; "
         "dotted: the panel's best"
     )
-    return _save(plt, fig, path, rect=(0, 0.07 / nrows, 1, 1))
+    return plots.save(plt, fig, path, rect=(0, 0.07 / nrows, 1, 1))
 
 
 def write_insights(rows: list[dict], out_dir: str | Path) -> dict[str, Path]:

@@ -26,8 +26,12 @@ def pyplot():
     return plt
 
 
-def save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
+def save(plt, fig, path: str | Path, rect=None) -> Path:
+    """Every figure of a run is written here: into a folder it creates, at one resolution;
+    ``rect`` keeps a strip free for a figure-wide legend."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(**({} if rect is None else {"rect": rect}))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

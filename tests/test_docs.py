@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import csv
 import importlib
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,35 @@ def test_a_figure_is_out_of_date_when_its_csv_changes(tmp_path):
     check = regenerate("--check", "--root", root)
     assert check.returncode == 1
     assert check.stdout.strip() == "out of date: docs/results/accuracy.md"
+
+
+def anchors(page: Path) -> Iterator[str]:
+    """The heading anchors GitHub gives a page (code blocks skipped, repeats numbered)."""
+    text = re.sub(r"(?ms)^```.*?^```", "", page.read_text())
+    seen: dict[str, int] = {}
+    for heading in re.findall(r"(?m)^#{1,6} (.*)$", text):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        seen[slug] = seen.get(slug, -1) + 1
+        yield slug if seen[slug] == 0 else f"{slug}-{seen[slug]}"
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    """Files moved (usage.md, accuracy.md, ablation.md, ...): links and anchors still land."""
+    pages = [ROOT / "README.md", *ROOT.glob("docs/**/*.md"), *ROOT.glob("benchmarks/*.md")]
+    broken = []
+    for page in pages:
+        text = re.sub(r"(?ms)^```.*?^```", "", page.read_text())
+        for link in re.findall(r"\]\(([^)\s]+)\)", text):
+            if link.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = link.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if not target.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {link} (no such file)")
+            elif anchor and target.suffix == ".md" and anchor not in set(anchors(target)):
+                broken.append(f"{page.relative_to(ROOT)}: {link} (no such heading)")
+    assert len(pages) > 10
+    assert not broken, "\n".join(broken)
 
 
 def test_an_unknown_marker_is_refused(tmp_path):

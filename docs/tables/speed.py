@@ -87,76 +87,34 @@ def short_trials(root: Path) -> str:
     )
 
 
+def estimate_code(r: Row) -> str:
+    note = f" ({r['note']})" if r["note"] else ""
+    return f"`{r['code']}`{note}" + (f", `--seed {r['seed']}`" if r["seed"] else "")
+
+
+# The tables that show a CSV's rows one for one: CSV name -> its columns.
+ROWS = {
+    "estimate": [("code", estimate_code), ("printed estimate", "{estimate_min} min"),
+                 ("wall time", "{wall_min:.1f} min")],
+    "memory": [("", "{variant}"), ("RSS after trial 10 (warm-up)", "{rss_trial10_mb:.1f} MB"),
+               ("after trial 40", "{rss_trial40_mb:.1f} MB"),
+               ("growth over 30 trials", "**{growth_pct:+.2f}%** ({note})")],
+    "overhead": [("code", lambda r: f"`{r['code']}` ({r['note']})"),
+                 ("process wall", "{process_wall_s:.1f} s"),
+                 ("sum of 75 epochs", "{epochs_s:.1f} s"), ("sum of 23 trials", "{trials_s:.1f} s"),
+                 ("inside trials, per trial", "{inside_per_trial}"),
+                 ("start-up", "{startup_s:.1f} s"), ("**overhead**", overhead_cell)],
+    "fit_teardown": [("pipeline", "`{pipeline}`"), ("fits", "{fits}"), ("total s", "{total_s:.2f}"),
+                     ("median s", "{median_s:.3f}"), ("max s", "{max_s:.2f}"),
+                     ("fits > 0.1 s", "{fits_over_100ms}")],
+    "distributed": [("setup", "{setup}"), ("round", "{round}"), ("wall time", "{seconds:.1f} s")],
+}  # fmt: skip
+PRECISION = ("precision", "{precision}")
 TABLES = {
     "speed_epoch_cost": epoch_cost,
-    "speed_estimate": partial(
-        transcribed,
-        relative=csv_of("estimate"),
-        columns=[
-            (
-                "code",
-                lambda r: (
-                    f"`{r['code']}`"
-                    + (f" ({r['note']})" if r["note"] else "")
-                    + (f", `--seed {r['seed']}`" if r["seed"] else "")
-                ),
-            ),
-            ("printed estimate", "{estimate_min} min"),
-            ("wall time", "{wall_min:.1f} min"),
-            ("precision", "{precision}"),
-        ],
-    ),
-    "speed_memory": partial(
-        transcribed,
-        relative=csv_of("memory"),
-        columns=[
-            ("", "{variant}"),
-            ("RSS after trial 10 (warm-up)", "{rss_trial10_mb:.1f} MB"),
-            ("after trial 40", "{rss_trial40_mb:.1f} MB"),
-            ("growth over 30 trials", "**{growth_pct:+.2f}%** ({note})"),
-            ("precision", "{precision}"),
-        ],
-    ),
-    **{
-        f"speed_throughput_{run}": partial(throughput, run=run)
-        for run in ("761de1a", "0ea413c", "b65351f")
-    },
-    "speed_overhead": partial(
-        transcribed,
-        relative=csv_of("overhead"),
-        columns=[
-            ("code", lambda r: f"`{r['code']}` ({r['note']})"),
-            ("process wall", "{process_wall_s:.1f} s"),
-            ("sum of 75 epochs", "{epochs_s:.1f} s"),
-            ("sum of 23 trials", "{trials_s:.1f} s"),
-            ("inside trials, per trial", "{inside_per_trial}"),
-            ("start-up", "{startup_s:.1f} s"),
-            ("**overhead**", overhead_cell),
-            ("precision", "{precision}"),
-        ],
-    ),
-    "speed_fit_teardown": partial(
-        transcribed,
-        relative=csv_of("fit_teardown"),
-        columns=[
-            ("pipeline", "`{pipeline}`"),
-            ("fits", "{fits}"),
-            ("total s", "{total_s:.2f}"),
-            ("median s", "{median_s:.3f}"),
-            ("max s", "{max_s:.2f}"),
-            ("fits > 0.1 s", "{fits_over_100ms}"),
-            ("precision", "{precision}"),
-        ],
-    ),
     "speed_short_trials": short_trials,
-    "speed_distributed": partial(
-        transcribed,
-        relative=csv_of("distributed"),
-        columns=[
-            ("setup", "{setup}"),
-            ("round", "{round}"),
-            ("wall time", "{seconds:.1f} s"),
-            ("precision", "{precision}"),
-        ],
-    ),
-}
+    **{f"speed_throughput_{run}": partial(throughput, run=run)
+       for run in ("761de1a", "0ea413c", "b65351f")},
+    **{f"speed_{name}": partial(transcribed, relative=csv_of(name), columns=[*cols, PRECISION])
+       for name, cols in ROWS.items()},
+}  # fmt: skip

@@ -157,103 +157,68 @@ def one_epoch_bn(root: Path) -> str:
     return table([*headers, "training accuracy (both)"], out)
 
 
+def final_rows(net: dict, *rows: tuple[str, str]) -> list[tuple[str, dict]]:
+    """(label, setting) pairs of one network of accuracy_final.csv as compare() rows."""
+    return [(label, {"setting": setting, **net}) for label, setting in rows]
+
+
+# name: (CSV, first column's header, the reference's short name, [(label, match), ...])
+COMPARISONS = {
+    "epochs": ("docs/accuracy_epochs.csv", "epochs", "16 epochs",
+               [("16 (2 × the trial's 8)", {"epochs": 16}), ("32 (4 ×)", {"epochs": 32})]),
+    "phase5": (FINAL, "setting (epochs)", "18 epochs", [
+        ("flip + erase, 18 (2 × lineage; the old default)", {"setting": "fe_lr0.05", "epochs": 18}),
+        ("flip + erase, 36 (4 ×)", {"setting": "fe_lr0.05", "epochs": 36}),
+        ("flip + **translate** + erase, 36 (4 ×)", {"setting": "fe_lr0.05_translate"})]),
+    "phase6": (FINAL, "weight decay", "none", final_rows(
+        NET_2X64, ("none (phase 5's default)", "fe_lr0.05_translate"), ("5e-3", "fet_wd5e-3"),
+        ("**1e-2** (the default)", "fet_wd1e-2"), ("2e-2", "fet_wd2e-2"))),
+    "seed1_candidates": (FINAL, "network (seed-1 rank), epochs", "2 × 64", [
+        ("2 × 64, skip off, peak 0.05 (seed 0's winner), 36",
+         {"setting": "fet_wd1e-2", "seed": 0, **NET_2X64}),
+        ("1 × 64, skip off, peak 0.0443 (1, the winner), 28", {"setting": "fet_wd1e-2_lr0.04426"}),
+        ("1 × 32, skip on, peak 0.0934 (2), 28", {"setting": "fet_wd1e-2_lr0.09344"}),
+        ("3 × 32, skip off, peak 0.0390 (3), 36", {"setting": "fet_wd1e-2_lr0.039"})]),
+    "seed1_peak": (FINAL, "peak", "0.05", final_rows(
+        NET_2X64, ("0.05 (phase 6's `fet_wd1e-2`)", "fet_wd1e-2"),
+        ("0.024 (seed 1's winner)", "fet_wd1e-2_lr0.02403"),
+        ("0.1 (the cap; `fet_wd1e-2_lr0.1`)", "fet_wd1e-2_lr0.1"))),
+    "phase8_check": (FINAL, "peak", "0.05", final_rows(
+        NET_1X64, ("0.05 (`fet_wd1e-2`)", "fet_wd1e-2"),
+        ("0.0144 (4 × the searched rate)", "fet_wd1e-2_lr0.0144"))),
+}  # fmt: skip
+COVERAGE = [
+    ("Hyperband iterations (fresh samples)", "{hyperband_iterations} ({fresh_samples})"),
+    ("sampler", "{sampler}"), ("P(no 2 × 64 at all)", "{p_no_2x64:.3f}"),
+    ("P(no 2 × 64 at lr 0.005–0.05)", "{p_no_2x64_mid_lr:.3f}"),
+    ("shapes seen of 16", "{shapes_seen:.2f}"),
+    ("samples of the rarest shape", "{rarest_shape_samples:.2f}"),
+]  # fmt: skip
+
+
+def phase_1_2_reference(name: str) -> str:
+    """Phase 1 compares with the base setting; phase 2 (``c05_``) with cosine at lr 0.05."""
+    return "cosine_lr0.05" if name.startswith("c05_") else "base"
+
+
 TABLES = {
-    "levers": partial(levers, relative=LEVERS, settings=PHASES_1_2),
-    "levers_long": partial(
-        levers,
-        relative="docs/accuracy_levers_long.csv",
-        settings=["cosine_lr0.05", "c05_flip_erase"],
-    ),
-    "peak_lr": partial(
-        levers,
-        relative="docs/accuracy_peak_lr.csv",
-        settings=["fe_lr0.0125", "fe_lr0.05", "fe_lr0.1"],
-    ),
-    "epochs": partial(
-        compare,
-        relative="docs/accuracy_epochs.csv",
-        label="epochs",
-        rows=[("16 (2 × the trial's 8)", {"epochs": 16}), ("32 (4 ×)", {"epochs": 32})],
-    ),
+    "levers": partial(levers, relative=LEVERS, settings=PHASES_1_2,
+                      reference=phase_1_2_reference),
+    "levers_long": partial(levers, relative="docs/accuracy_levers_long.csv",
+                           settings=["cosine_lr0.05", "c05_flip_erase"],
+                           reference=phase_1_2_reference),
+    "peak_lr": partial(levers, relative="docs/accuracy_peak_lr.csv",
+                       settings=["fe_lr0.0125", "fe_lr0.05", "fe_lr0.1"],
+                       reference=lambda name: "fe_lr0.0125"),
+    **{name: partial(compare, relative=csv_path, label=label, ref=ref, rows=rows)
+       for name, (csv_path, label, ref, rows) in COMPARISONS.items()},
     "pipelines": pipelines,
     "pipeline_phase7": partial(detail, commit="2de9f59"),
     "pipeline_phase8": partial(detail, commit="7e7e5d4"),
     "pipeline_latest": latest,
-    "phase5": partial(
-        compare,
-        relative=FINAL,
-        label="setting (epochs)",
-        rows=[
-            (
-                "flip + erase, 18 (2 × lineage; the old default)",
-                {"setting": "fe_lr0.05", "epochs": 18},
-            ),
-            ("flip + erase, 36 (4 ×)", {"setting": "fe_lr0.05", "epochs": 36}),
-            (
-                "flip + **translate** + erase, 36 (4 ×)",
-                {"setting": "fe_lr0.05_translate", "epochs": 36},
-            ),
-        ],
-    ),
-    "phase6": partial(
-        compare,
-        relative=FINAL,
-        label="weight decay",
-        rows=[
-            ("none (phase 5's default)", {"setting": "fe_lr0.05_translate", **NET_2X64}),
-            ("5e-3", {"setting": "fet_wd5e-3", **NET_2X64}),
-            ("**1e-2** (the default)", {"setting": "fet_wd1e-2", **NET_2X64}),
-            ("2e-2", {"setting": "fet_wd2e-2", **NET_2X64}),
-        ],
-    ),
-    "seed1_candidates": partial(
-        compare,
-        relative=FINAL,
-        label="network (seed-1 rank), epochs",
-        rows=[
-            (
-                "2 × 64, skip off, peak 0.05 (seed 0's winner), 36",
-                {"setting": "fet_wd1e-2", "seed": 0, **NET_2X64},
-            ),
-            (
-                "1 × 64, skip off, peak 0.0443 (1, the winner), 28",
-                {"setting": "fet_wd1e-2_lr0.04426"},
-            ),
-            ("1 × 32, skip on, peak 0.0934 (2), 28", {"setting": "fet_wd1e-2_lr0.09344"}),
-            ("3 × 32, skip off, peak 0.0390 (3), 36", {"setting": "fet_wd1e-2_lr0.039"}),
-        ],
-    ),
-    "seed1_peak": partial(
-        compare,
-        relative=FINAL,
-        label="peak",
-        rows=[
-            ("0.05 (phase 6's `fet_wd1e-2`)", {"setting": "fet_wd1e-2", **NET_2X64}),
-            ("0.024 (seed 1's winner)", {"setting": "fet_wd1e-2_lr0.02403", **NET_2X64}),
-            ("0.1 (the cap; `fet_wd1e-2_lr0.1`)", {"setting": "fet_wd1e-2_lr0.1", **NET_2X64}),
-        ],
-    ),
-    "phase8_check": partial(
-        compare,
-        relative=FINAL,
-        label="peak",
-        rows=[
-            ("0.05 (`fet_wd1e-2`)", {"setting": "fet_wd1e-2", **NET_1X64}),
-            ("0.0144 (4 × the searched rate)", {"setting": "fet_wd1e-2_lr0.0144", **NET_1X64}),
-        ],
-    ),
     "floor_confirm": floor,
     "bn_one_epoch": one_epoch_bn,
     "sampling_coverage": partial(
-        transcribed,
-        relative="docs/results/sampling_coverage.csv",
-        columns=[
-            ("Hyperband iterations (fresh samples)", "{hyperband_iterations} ({fresh_samples})"),
-            ("sampler", "{sampler}"),
-            ("P(no 2 × 64 at all)", "{p_no_2x64:.3f}"),
-            ("P(no 2 × 64 at lr 0.005–0.05)", "{p_no_2x64_mid_lr:.3f}"),
-            ("shapes seen of 16", "{shapes_seen:.2f}"),
-            ("samples of the rarest shape", "{rarest_shape_samples:.2f}"),
-        ],
+        transcribed, relative="docs/results/sampling_coverage.csv", columns=COVERAGE
     ),
-}
+}  # fmt: skip

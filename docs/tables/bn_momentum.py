@@ -45,7 +45,9 @@ def difference(fast: dict[int, float], slow: dict[int, float]) -> str:
     )
 
 
-def network_lines(rows: list[Row]) -> tuple[list[list[object]], str]:
+def network_lines(rows: list[Row], name: str) -> tuple[list[list[object]], str]:
+    """One network under one recipe (``name`` in the table): a line per momentum, and the
+    paired difference."""
     by_m = {m: where(rows, bn_momentum=m) for m in sorted({r["bn_momentum"] for r in rows})}
     lines = []
     for m, group in by_m.items():
@@ -53,7 +55,7 @@ def network_lines(rows: list[Row]) -> tuple[list[list[object]], str]:
         tta = by_seed(group, "val_accuracy_tta")
         lines.append(
             [
-                shape(group[0]),
+                name,
                 f"{m:g}",
                 ",".join(map(str, acc)),
                 per_seed(acc.values()),
@@ -64,9 +66,9 @@ def network_lines(rows: list[Row]) -> tuple[list[list[object]], str]:
     if 0.9 in by_m and 0.99 in by_m:
         diff = difference(by_seed(by_m[0.9]), by_seed(by_m[0.99]))
         diff_tta = difference(*(by_seed(by_m[m], "val_accuracy_tta") for m in (0.9, 0.99)))
-        note = f"{shape(rows[0])}: 0.9 − 0.99 = {diff}; with flip TTA {diff_tta}."
+        note = f"{name}: 0.9 − 0.99 = {diff}; with flip TTA {diff_tta}."
     else:
-        note = f"{shape(rows[0])}: only momentum {', '.join(f'{m:g}' for m in by_m)} measured."
+        note = f"{name}: only momentum {', '.join(f'{m:g}' for m in by_m)} measured."
     return lines, note
 
 
@@ -79,11 +81,14 @@ def render(root: Path) -> str:
     rows = read_rows(root, CSV)
     if not rows:
         return f"**Not yet measured.** `{CSV}` has no rows yet."
+    keys = ("blocks", "filters", "skip", *(k for k in RECIPE if k in rows[0]))
+    groups = sorted({tuple(str(r[k]) for k in keys) for r in rows})
+    varying = [k for k in keys[3:] if len({str(r[k]) for r in rows}) > 1]
     lines, notes = [], []
-    for net in sorted({(r["blocks"], r["filters"], r["skip"]) for r in rows}):
-        more, note = network_lines(
-            where(rows, **dict(zip(("blocks", "filters", "skip"), net, strict=True)))
-        )
+    for group in groups:
+        same = [r for r in rows if tuple(str(r[k]) for k in keys) == group]
+        name = ", ".join([shape(same[0]), *(f"{k} {same[0][k]}" for k in varying)])
+        more, note = network_lines(same, name)
         lines += more
         notes.append(f"- {note}")
     recipe = "; ".join(

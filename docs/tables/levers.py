@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .core import DocsError, Row, by_seed, mean, num, paired, per_seed, read_rows, table, where
 
 
-def reference(name: str) -> str:
-    """What a setting is compared with, as ``accuracy_levers.py --summary`` compares it."""
-    if name.startswith("fet_"):
-        return "fe_lr0.05_translate"
-    if name.startswith("fe_"):
-        return "fe_lr0.0125"
-    return "cosine_lr0.05" if name.startswith("c05_") else "base"
-
-
-def levers(root: Path, relative: str, settings: Sequence[str], **match) -> str:
-    """Per setting: seeds, accuracy per seed, mean, the mean paired difference to its
-    reference setting, seconds per run."""
+def levers(
+    root: Path, relative: str, settings: Sequence[str], reference: Callable[[str], str], **match
+) -> str:
+    """Per setting: seeds, accuracy per seed, mean, the mean paired difference to the
+    setting ``reference(name)`` names, seconds per run."""
     rows = where(read_rows(root, relative), **match)
     out = []
     for name in settings:

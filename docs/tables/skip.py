@@ -15,17 +15,18 @@ HP = """--hyperparameters '{"blocks": 2, "filters": %d, "skip": true, "learning_
 RERUN = {
     "lab_recipe": f"python -m tuning.ablate --run-dir runs/lab-recipe {DATA} {HP % (64, '0.001')} "
     "--epochs 5 --seeds 5 --momentum 0 --batch-size 256 --augment none --weight-decay 0 "
-    "--label-smoothing 0 --precision auto",
+    "--label-smoothing 0 --bn-momentum 0.99 --precision auto",
     "project_recipe": f"python -m tuning.ablate --run-dir runs/project-recipe {DATA} "
     f"{HP % (64, '0.001')} --epochs 18 --seeds 5 --momentum 0.9 --augment flip,erase "
     "--weight-decay 0 --label-smoothing 0 --schedule cosine --warmup-epochs 1 --lr-scale 4 "
-    "--max-lr 0.1 --precision auto",
+    "--max-lr 0.1 --bn-momentum 0.99 --precision auto",
     "depth": f"python -m tuning.ablate --run-dir runs/depth {DATA} {HP % (32, '0.01')} "
     "--blocks 1,2,4,8,16 --seeds 3 --epochs 12 --momentum 0.9 --augment flip,erase "
-    "--schedule cosine --warmup-epochs 1 --lr-scale 4 --max-lr 0.1 --precision auto",
+    "--schedule cosine --warmup-epochs 1 --lr-scale 4 --max-lr 0.1 --bn-momentum 0.99 "
+    "--precision auto",
     "subset5000": f"python -m tuning.ablate --run-dir runs/ablation {DATA} {HP % (32, '0.01')} "
     "--epochs 6 --blocks 2,8,16 --seeds 5 --subset 5000 --batch-size 128 --momentum 0.9 "
-    "--precision auto",
+    "--bn-momentum 0.99 --precision auto",
 }
 
 
@@ -34,8 +35,8 @@ def lost(experiment: str) -> str:
         f"*Rows lost: this ablation's per-training rows (`ablation/runs.csv`) were never "
         f"committed, so the table below is `tuning.report`'s summary as it printed then, "
         f"transcribed into `{SUMMARY}`; it cannot be recomputed. Rerun with "
-        f"`{RERUN[experiment]}` and commit the run's `ablation/runs.csv` under "
-        f"docs/results/.*"
+        f"`{RERUN[experiment]}` (batch-norm momentum 0.99 as then; today's default is 0.9) "
+        f"and commit the run's `ablation/runs.csv` under docs/results/.*"
     )
 
 

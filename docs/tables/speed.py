@@ -70,93 +70,48 @@ def throughput(root: Path, run: str) -> str:
 
 
 def short_trials(root: Path) -> str:
+    """As printed (the overheads from the unrounded times, which the CSV keeps rounded)."""
     r = read_rows(root, csv_of("short_trials"))[0]
-    wall, trials, epochs = (float(r[k]) for k in ("search_wall_s", "trials_sum_s", "epochs_sum_s"))
-    return table(
-        ["measure", "value"],
-        [
-            ["trials, subset, max_epochs", f"{r['trials']}, {r['subset']}, {r['max_epochs']}"],
-            ["precision", r["precision"]],
-            ["search wall time", f"{wall:.1f} s"],
-            ["sum of trial wall times", f"{trials:.1f} s"],
-            ["sum of epoch times (pure)", f"{epochs:.1f} s"],
-            ["overhead, whole search", f"{100 * (wall - epochs) / wall:.1f}%"],
-            ["overhead, inside trials", f"{100 * (trials - epochs) / trials:.1f}%"],
-            ["start-up (data, build check, calibration)", f"{r['startup_s']:.1f} s"],
-        ],
-    )
+    return table(["measure", "value"], [
+        ["trials, subset, max_epochs", f"{r['trials']}, {r['subset']}, {r['max_epochs']}"],
+        ["precision", r["precision"]],
+        ["search wall time", f"{r['search_wall_s']:.1f} s"],
+        ["sum of trial wall times", f"{r['trials_sum_s']:.1f} s"],
+        ["sum of epoch times (pure)", f"{r['epochs_sum_s']:.1f} s"],
+        ["overhead, whole search", f"{r['overhead_search_pct']:.1f}%"],
+        ["overhead, inside trials", f"{r['overhead_trials_pct']:.1f}%"],
+        ["start-up (data, build check, calibration)", f"{r['startup_s']:.1f} s"],
+    ])  # fmt: skip
 
 
+def estimate_code(r: Row) -> str:
+    note = f" ({r['note']})" if r["note"] else ""
+    return f"`{r['code']}`{note}" + (f", `--seed {r['seed']}`" if r["seed"] else "")
+
+
+# The tables that show a CSV's rows one for one: CSV name -> its columns.
+ROWS = {
+    "estimate": [("code", estimate_code), ("printed estimate", "{estimate_min} min"),
+                 ("wall time", "{wall_min:.1f} min")],
+    "memory": [("", "{variant}"), ("RSS after trial 10 (warm-up)", "{rss_trial10_mb:.1f} MB"),
+               ("after trial 40", "{rss_trial40_mb:.1f} MB"),
+               ("growth over 30 trials", "**{growth_pct:+.2f}%** ({note})")],
+    "overhead": [("code", lambda r: f"`{r['code']}` ({r['note']})"),
+                 ("process wall", "{process_wall_s:.1f} s"),
+                 ("sum of 75 epochs", "{epochs_s:.1f} s"), ("sum of 23 trials", "{trials_s:.1f} s"),
+                 ("inside trials, per trial", "{inside_per_trial}"),
+                 ("start-up", "{startup_s:.1f} s"), ("**overhead**", overhead_cell)],
+    "fit_teardown": [("pipeline", "`{pipeline}`"), ("fits", "{fits}"), ("total s", "{total_s:.2f}"),
+                     ("median s", "{median_s:.3f}"), ("max s", "{max_s:.2f}"),
+                     ("fits > 0.1 s", "{fits_over_100ms}")],
+    "distributed": [("setup", "{setup}"), ("round", "{round}"), ("wall time", "{seconds:.1f} s")],
+}  # fmt: skip
+PRECISION = ("precision", "{precision}")
 TABLES = {
     "speed_epoch_cost": epoch_cost,
-    "speed_estimate": partial(
-        transcribed,
-        relative=csv_of("estimate"),
-        columns=[
-            (
-                "code",
-                lambda r: (
-                    f"`{r['code']}`"
-                    + (f" ({r['note']})" if r["note"] else "")
-                    + (f", `--seed {r['seed']}`" if r["seed"] else "")
-                ),
-            ),
-            ("printed estimate", "{estimate_min} min"),
-            ("wall time", "{wall_min:.1f} min"),
-            ("precision", "{precision}"),
-        ],
-    ),
-    "speed_memory": partial(
-        transcribed,
-        relative=csv_of("memory"),
-        columns=[
-            ("", "{variant}"),
-            ("RSS after trial 10 (warm-up)", "{rss_trial10_mb:.1f} MB"),
-            ("after trial 40", "{rss_trial40_mb:.1f} MB"),
-            ("growth over 30 trials", "**{growth_pct:+.2f}%** ({note})"),
-            ("precision", "{precision}"),
-        ],
-    ),
-    **{
-        f"speed_throughput_{run}": partial(throughput, run=run)
-        for run in ("761de1a", "0ea413c", "b65351f")
-    },
-    "speed_overhead": partial(
-        transcribed,
-        relative=csv_of("overhead"),
-        columns=[
-            ("code", lambda r: f"`{r['code']}` ({r['note']})"),
-            ("process wall", "{process_wall_s:.1f} s"),
-            ("sum of 75 epochs", "{epochs_s:.1f} s"),
-            ("sum of 23 trials", "{trials_s:.1f} s"),
-            ("inside trials, per trial", "{inside_per_trial}"),
-            ("start-up", "{startup_s:.1f} s"),
-            ("**overhead**", overhead_cell),
-            ("precision", "{precision}"),
-        ],
-    ),
-    "speed_fit_teardown": partial(
-        transcribed,
-        relative=csv_of("fit_teardown"),
-        columns=[
-            ("pipeline", "`{pipeline}`"),
-            ("fits", "{fits}"),
-            ("total s", "{total_s:.2f}"),
-            ("median s", "{median_s:.3f}"),
-            ("max s", "{max_s:.2f}"),
-            ("fits > 0.1 s", "{fits_over_100ms}"),
-            ("precision", "{precision}"),
-        ],
-    ),
     "speed_short_trials": short_trials,
-    "speed_distributed": partial(
-        transcribed,
-        relative=csv_of("distributed"),
-        columns=[
-            ("setup", "{setup}"),
-            ("round", "{round}"),
-            ("wall time", "{seconds:.1f} s"),
-            ("precision", "{precision}"),
-        ],
-    ),
-}
+    **{f"speed_throughput_{run}": partial(throughput, run=run)
+       for run in ("761de1a", "0ea413c", "b65351f")},
+    **{f"speed_{name}": partial(transcribed, relative=csv_of(name), columns=[*cols, PRECISION])
+       for name, cols in ROWS.items()},
+}  # fmt: skip

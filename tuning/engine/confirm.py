@@ -225,7 +225,7 @@ def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None
     epochs = sum(c.epochs for c, _ in todo)
     print(
         f"confirmation: the top {len(candidates)} configurations x {config.confirm_seeds} "
-        f"seeds, retrained from scratch as the finalizer trains ({confirm_recipe_text()}) on "
+        f"seeds, retrained from scratch on the finalizer's schedule ({confirm_recipe_text()}) on "
         f"the trials' {len(data.y_train):,} images, scored on {len(data.y_valid):,} validation "
         f"images; {len(todo)} of {total} trainings to run ({epochs} epochs)",
         flush=True,

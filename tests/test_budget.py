@@ -61,7 +61,8 @@ def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
     """The deadline is made to pass after the first trial (deterministic on any machine)."""
     from hypermodels import SearchSpace
     from tuning.config import FinalizeConfig, RetrainOptions
-    from tuning.engine import budget, search
+    from tuning.engine import budget
+    from tuning.engine import driver as search
     from tuning.engine.tuner import ResNetHyperband
     from tuning.retrain.finalizer import run_finalize
 

@@ -87,10 +87,12 @@ def run(job: Job) -> Outcome:
                 break
             time.sleep(POLL_S)
     wall = clock.elapsed()
-    if proc.returncode != 0 or pick is None:
+    if proc.returncode != 0:
         lines = [x for x in log.read_text().splitlines() if x.strip()] or ["(no output)"]
         raise RunFailed(
             f"ours (seed {job.seed}) exited {proc.returncode}: {lines[-1]} (log: {log})"
         )
+    if pick is None:  # the budget ended before a trial did: no pick, a row all the same
+        return Outcome(picks, wall, "none: no trial finished in the budget")
     picks.finished = pick[3]  # Hyperband trials completed (best.json)
     return Outcome(picks, wall, pick[2])

@@ -73,6 +73,12 @@ class Benchmark:
         )
         return float(row["wall_s"]) if row else None
 
+    def budget(self, searcher: str, seed: int) -> float | None:
+        """Seconds: --minutes for everyone, else ours' wall time (ours itself: no limit)."""
+        if self.plan.minutes is not None:
+            return self.plan.minutes * 60
+        return None if searcher == "ours" else self.ours_wall(seed)
+
     def check_budgets(self) -> None:
         """Every peer to run has a budget: --minutes, or ours' row (or ours runs first)."""
         if self.plan.minutes is not None:
@@ -98,8 +104,7 @@ class Benchmark:
 
     def run_one(self, searcher: str, seed: int, precision: str) -> None:
         plan = self.plan
-        minutes = plan.minutes
-        budget = minutes * 60 if minutes is not None else self.ours_wall(seed)
+        budget = self.budget(searcher, seed)
         rate = self.gflops(precision)
         data = self.data(seed)  # ours loads its own; its row records the same image count
         work = plan.work_dir / searcher / f"seed{seed}"

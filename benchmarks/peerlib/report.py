@@ -69,7 +69,7 @@ class Report:
                 band = f" ({mean - half:.2f} to {mean + half:.2f})" if math.isfinite(half) else ""
                 regret, worst = f"{mean:.2f}{band}", f"{max(known):.2f}"
                 if len(known) < len(rows):
-                    regret += f" ({len(rows) - len(known)} without a yardstick score)"
+                    regret += f" ({len(rows) - len(known)} without a pick or a yardstick score)"
             else:
                 regret = worst = "-"
             own = [x for x in (number(r["own_val_accuracy"]) for r in rows) if math.isfinite(x)]

@@ -131,6 +131,8 @@ class Benchmark:
         table.replace_picks(plan.picks, searcher, seed, table.pick_rows(searcher, seed, outcome))
         table.append(plan.out, row)
         self.rows.append({k: str(v) for k, v in row.items()})
+        if searcher != "ours":  # a tuner's checkpoints (ours' run dir stays, to finalize)
+            shutil.rmtree(work, ignore_errors=True)
         regret = f", regret {row['regret']}" if row["regret"] else ""
         print(
             f"  {row['trials_finished']} trials in {outcome.wall_s / 60:.2f} min; picked "

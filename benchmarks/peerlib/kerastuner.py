@@ -26,7 +26,7 @@ def run_tuner(tuner_class, job: Job, epochs: int | None = None, **tuner_args) ->
     """Build ``tuner_class`` on the hypermodel and search until the budget is spent."""
     import keras
 
-    from hypermodels.resnet import ResNetHyperModel
+    from hypermodels import ResNetHyperModel
 
     data = job.data
     keras.utils.set_random_seed(job.seed)

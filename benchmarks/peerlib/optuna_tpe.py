@@ -34,8 +34,8 @@ def run(job: Job) -> Outcome:
     import keras
     import optuna
 
+    from hypermodels import build_resnet
     from hypermodels.inputs import as_dataset
-    from hypermodels.resnet import build_resnet
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = job.data

@@ -1,0 +1,13 @@
+"""KerasTuner BayesianOptimization (a Gaussian process), each trial trained for Hyperband's
+max_epochs; KerasTuner's default number of random initial points."""
+
+from __future__ import annotations
+
+from peerlib.common import MAX_EPOCHS, Job, Outcome
+from peerlib.kerastuner import ENDLESS, run_tuner
+
+
+def run(job: Job) -> Outcome:
+    import keras_tuner
+
+    return run_tuner(keras_tuner.BayesianOptimization, job, epochs=MAX_EPOCHS, max_trials=ENDLESS)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hypermodels.recipe import KERAS_BN_MOMENTUM
 from tuning.errors import ProjectError, UsageError
+from tuning.faults import fault_point
 from tuning.rundir import records
 from tuning.rundir.lock import LOCK_NAME
 
@@ -99,7 +100,7 @@ FINAL_CONTENTS = ("tensorboard", "report.json", "report.md", "model.keras")
 
 def is_bookkeeping(name: str) -> bool:
     """Our lock, write check, or a temporary file of an atomic write (``.<name>.*.tmp``)."""
-    return name in OUR_BOOKKEEPING or (name.startswith(".") and ".tmp" in name)
+    return name in OUR_BOOKKEEPING or records.is_temporary(name)
 
 
 def is_search_run(folder: Path) -> bool:
@@ -277,6 +278,7 @@ class StagedFolder:
         return self.partial
 
     def commit(self) -> Path:
+        fault_point("staged.commit")
         if self.final.exists() or self.final.is_symlink():  # only reachable with --overwrite
             delete_for_overwrite(self.final, "replaced by the new one", self.inside, self.ours)
         self.partial.rename(self.final)

@@ -76,10 +76,20 @@ def read_run(run_dir: Path) -> dict:
     run = records.read_json(path)
     if not isinstance(run, dict) or not isinstance(run.get("definition"), dict):
         raise ProjectError(
-            f"{path} is damaged (it holds no run definition); restore it, or start the search "
-            "again with --overwrite"
+            f"{path} is damaged (it holds no run definition); restore it from a backup, or "
+            + move_aside_advice(Path(run_dir), finalize=False)
         )
     return run
+
+
+def move_aside_advice(run_dir: Path, finalize: bool = True) -> str:
+    """What to do with a run that cannot resume, keeping what it finished."""
+    aside = shlex.quote(f"{run_dir}.damaged")
+    kept = "its finished trials, trials.csv and best.json are kept there"
+    if finalize:
+        kept += f", and tuning.finalize --run-dir {aside} still trains its best configuration"
+    move = f"mv {shlex.quote(str(run_dir))} {aside}"
+    return f"move the run aside ({move}: {kept}) and start the search again"
 
 
 def check_writable(directory: Path) -> None:

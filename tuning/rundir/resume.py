@@ -16,7 +16,6 @@ import json
 import math
 import os
 import re
-import shlex
 import shutil
 import signal
 import time
@@ -27,6 +26,7 @@ import keras
 from tuning.errors import ProjectError
 from tuning.faults import armed, fault_point
 from tuning.rundir import records
+from tuning.rundir.folders import move_aside_advice
 
 RESUME_PATTERN = re.compile(r"^resume-epoch(\d+)\.keras$")
 CHECKPOINT = "checkpoint.weights.h5"
@@ -286,16 +286,6 @@ def record_ended(run_dir: Path, oracle_state: dict) -> list[str]:
         run_times[trial_id] = run_times.get(trial_id, 0) + 1
         ended.append(trial_id)
     return ended
-
-
-def move_aside_advice(run_dir: Path, finalize: bool = True) -> str:
-    """What to do with a run that cannot resume, keeping what it finished."""
-    aside = shlex.quote(f"{run_dir}.damaged")
-    kept = "its finished trials, trials.csv and best.json are kept there"
-    if finalize:
-        kept += f", and tuning.finalize --run-dir {aside} still trains its best configuration"
-    move = f"mv {shlex.quote(str(run_dir))} {aside}"
-    return f"move the run aside ({move}: {kept}) and start the search again"
 
 
 def read_oracle_state(oracle_file: Path) -> dict:

@@ -45,17 +45,25 @@ def module_env() -> dict[str, str]:
     no KerasTuner role variables (those make a process a chief or a worker)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT",
+                 "TUNING_KILL_AT"):  # fmt: skip
         env.pop(name, None)
     return env
 
 
-def run_module(module: str, *args: str, cwd: Path | None = None, timeout: int = 600):
-    """Run `python -m module args` the way a user would; returns CompletedProcess."""
+def run_module(
+    module: str, *args: str, cwd: Path | None = None, timeout: int = 600, kill_at: str = ""
+):
+    """Run `python -m module args` the way a user would; returns CompletedProcess.
+
+    ``kill_at``: the process SIGKILLs itself at that fault point (``tuning.faults``)."""
+    env = module_env()
+    if kill_at:
+        env["TUNING_KILL_AT"] = kill_at
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd or ROOT,
-        env=module_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
+from conftest import SEARCH_ARGS, run_module
 
 from tuning.config import SearchConfig
 from tuning.engine.confirm import (
@@ -39,29 +38,17 @@ def _key(row: dict) -> tuple:
     return config_key(row), row["seed_index"]
 
 
-def _popen_search(args: list[str]) -> subprocess.Popen:
-    return popen_module("tuning.search", *args, stdout=subprocess.DEVNULL)
-
-
-def _confirm_rows(run_dir: Path) -> list[dict]:
-    try:
-        return records.read_confirm_runs(run_dir)
-    except ProjectError:
-        return []
-
-
 @pytest.fixture(scope="module")
 def resumed(data_dir, tmp_path_factory):
-    """A search killed (SIGKILL) after 1..3 of its 4 confirmation trainings, then rerun."""
+    """A search killed (SIGKILL) after 2 of its 4 confirmation trainings, then rerun."""
     directory = tmp_path_factory.mktemp("confirm")
     args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "c"]
     run_dir = directory / "c"
-    proc = _popen_search([*args, *SEARCH_ARGS, *CONFIRM])
-    wait_for_kill_point(lambda: _confirm_rows(run_dir), proc, timeout=300)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    killed = run_module("tuning.search", *args, *SEARCH_ARGS, *CONFIRM,
+                        kill_at="confirm.row_written:2")  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     before = records.read_confirm_runs(run_dir)
-    assert 1 <= len(before) <= 3, "the kill came too late to interrupt the confirmation"
+    assert len(before) == 2
     again = run_module("tuning.search", *args, *SEARCH_ARGS, *CONFIRM)
     assert again.returncode == 0, again.stderr[-3000:]
     return run_dir, args, before, again

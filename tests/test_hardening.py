@@ -239,4 +239,6 @@ def test_a_run_json_of_the_wrong_shape_is_one_line(search_run, tmp_path, content
     (run_dir / "run.json").write_text(content)
     line = _one_line_error(run_module("tuning.finalize", "--run-dir", str(run_dir)))
     assert "run.json is damaged" in line
-    assert "run.json is damaged" in _one_line_error(_rerun(run_dir, search_run))
+    line = _one_line_error(_rerun(run_dir, search_run))
+    assert "run.json is damaged" in line and f"mv {run_dir} {run_dir}.damaged" in line
+    assert "--overwrite" not in line  # it would delete the finished trials

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from tuning.errors import ProjectError, UsageError
 from tuning.plan import hyperband_plan
 from tuning.rundir import records
 from tuning.rundir.folders import (
+    OVERWRITING,
     StagedFolder,
     delete_for_overwrite,
     is_search_run,
@@ -177,6 +179,71 @@ def test_overwrite_of_our_run_keeps_the_lock_and_kerastuner_runs_count(tmp_path)
     only_lock.mkdir()
     (only_lock / LOCK_NAME).write_text("")
     assert prepare_search_dir(only_lock, {"seed": 1}, overwrite=False) == "new"
+
+
+def test_a_killed_overwrite_is_finished_by_the_next_and_nothing_else(search_run, tmp_path):
+    """Killed after deleting two entries: run.json and oracle.json are deleted last and the
+    marker first, so the folder stays recognizably ours; only --overwrite goes on."""
+    run = tmp_path / "tiny"
+    shutil.copytree(search_run[0], run, ignore=shutil.ignore_patterns("final*"))
+    args = ["--data-dir", search_run[1][1], "--directory", str(tmp_path), "--project-name",
+            "tiny", *SEARCH_ARGS, "--max-epochs", "1"]  # another definition: 1 trial  # fmt: skip
+    killed = run_module("tuning.search", *args, "--overwrite", kill_at="overwrite.deleting:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (run / OVERWRITING).is_file() and (run / "run.json").is_file()
+    left = {p.name for p in run.iterdir()} - {LOCK_NAME, OVERWRITING}
+    assert left < {p.name for p in search_run[0].iterdir()} - {"final"}  # one entry gone
+    before = snapshot(run)
+    refused = run_module("tuning.search", *args)
+    assert "rerun with --overwrite to finish deleting it" in one_line_error(refused, 2)
+    before.pop(LOCK_NAME)  # the killed process's lock file, taken over and released
+    assert snapshot(run) == before
+    again = run_module("tuning.search", *args, "--overwrite")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert "the rest of an interrupted --overwrite" in again.stdout
+    assert [r["trial_id"] for r in records.read_trials_csv(run / "trials.csv")] == ["0000"]
+    assert not (run / OVERWRITING).exists()
+
+
+def test_what_an_older_killed_overwrite_left_is_reusable_with_overwrite_only(tmp_path):
+    """An older version deleted in directory order: run.json and oracle.json could go
+    first, leaving the lock, confirm.csv and trial folders. Recognized, never guessed."""
+    run = tmp_path / "left"
+    (run / "trial_0000").mkdir(parents=True)
+    (run / "trial_0000" / "trial.json").write_text("{}")
+    (run / "trial_0001").mkdir()  # emptied already
+    (run / LOCK_NAME).write_text("")
+    records.write_confirm_runs(run, [])
+    before = snapshot(run)
+    with pytest.raises(UsageError, match="rerun with --overwrite to finish deleting it"):
+        prepare_search_dir(run, {"seed": 1}, overwrite=False)
+    assert snapshot(run) == before
+    with RunLock(run, "search"):
+        assert prepare_search_dir(run, {"seed": 1}, overwrite=True) == "overwritten"
+        assert [p.name for p in run.iterdir()] == [LOCK_NAME]
+    # the same shape with one file that is not ours: refused, even with --overwrite
+    (run / "trial_0000").mkdir()
+    (run / "trial_0000" / "trial.json").write_text("{}")
+    (run / "thesis.tex").write_text("years of work")
+    before = snapshot(run)
+    for overwrite in (False, True):
+        with pytest.raises(UsageError, match="is not a search run of this tool"):
+            prepare_search_dir(run, {"seed": 1}, overwrite=overwrite)
+    (run / "thesis.tex").unlink()
+    (run / "trial_0000" / "notes.txt").write_text("mine")  # nor inside a trial folder
+    with pytest.raises(UsageError, match="is not a search run of this tool"):
+        prepare_search_dir(run, {"seed": 1}, overwrite=True)
+    assert (run / "trial_0000" / "notes.txt").read_text() == "mine"
+
+
+def test_a_folder_deleted_whole_goes_in_one_rename(tmp_path):
+    """final/ or ablation/: renamed to bookkeeping first, so a kill never leaves half of
+    one under its name (a half ablation/ without ablation.json would take new rows)."""
+    run = make_run(tmp_path / "run")
+    (run / ".final.deleting.tmp").mkdir()  # what a kill left during an earlier deletion
+    (run / ".final.deleting.tmp" / "model.keras").write_text("half")
+    delete_for_overwrite(run / "final", "test", run, lambda folder: True)
+    assert sorted(p.name for p in run.iterdir()) == ["run.json", "trial_0000"]
 
 
 def test_staged_final_replaces_only_a_final_of_ours(tmp_path):

@@ -31,31 +31,7 @@ def _popen_search(args: list[str]) -> subprocess.Popen:
     return popen_module("tuning.search", *args)
 
 
-def test_sigkill_mid_trial_then_resume_gives_the_uninterrupted_search(search_run, tmp_path):
-    reference, _, _ = search_run
-    args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "k"]
-    run_dir = tmp_path / "k"
-    # A resume checkpoint after every epoch (the default waits 60 s of training).
-    proc = _popen_search([*args, *SEARCH_ARGS, "--resume-every", "0"])
-    # Trial 0004 trains 3 epochs from scratch: kill it once its first epoch is saved.
-    wait_for_kill_point(lambda: list((run_dir / "trial_0004").glob("resume-epoch*.keras")), proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    status = json.loads((run_dir / "trial_0004" / "trial.json").read_text())["status"]
-    assert status == "RUNNING"
-
-    resumed = run_module("tuning.search", *args, *SEARCH_ARGS)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming: 4 trials already finished" in resumed.stdout
-    assert "trial 0004: resuming from epoch" in resumed.stdout
-    # Same trials, same hyperparameters, same Hyperband structure as the uninterrupted run.
-    assert _hp_table(run_dir) == _hp_table(reference)
-    rows = records.read_trials_csv(run_dir / "trials.csv")
-    assert all(r["status"] == "COMPLETED" for r in rows)
-    history = json.loads((run_dir / "trial_0004" / "history.json").read_text())
-    assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]  # no epoch ran twice
-    assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
-    assert not list(run_dir.rglob("*.tmp*"))
+# A SIGKILL at each boundary of a run, mid-trial included: tests/test_kill_points.py.
 
 
 def test_ctrl_c_stops_after_the_epoch_and_prints_the_resume_command(search_run, tmp_path):

@@ -26,6 +26,7 @@ from tuning.engine.worker import (
     wait_for_run_file,
 )
 from tuning.errors import ProjectError, UsageError
+from tuning.faults import fault_point
 from tuning.kt_internals import set_client_timeout
 from tuning.machine.cost import Calibration, estimate_seconds, format_duration
 from tuning.machine.memory import check_fits
@@ -89,6 +90,7 @@ def train_and_confirm(config, tuner, cluster, plan, status, splits, train, fit_a
         print(f"resuming: {finished_before} trials already finished", flush=True)
     t0 = time.perf_counter()
     with Deadline(config.time_budget_min, tuner.stop, started) as deadline:
+        fault_point("search.before_trials")
         rows = run_trials(tuner, cluster, plan, *train, fit_args, deadline)
         elapsed = time.perf_counter() - t0
         if deadline.expired:

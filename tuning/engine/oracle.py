@@ -9,6 +9,7 @@ import keras_tuner
 
 from tuning.config import SAMPLERS
 from tuning.engine.sampling import BalancedDesign
+from tuning.faults import fault_point
 from tuning.kt_internals import FINISHED, OracleAdapter, TrialStatus
 from tuning.rundir import records
 
@@ -103,7 +104,9 @@ class AtomicHyperbandOracle(OracleAdapter):
 
     def write_trial_file(self, trial):
         path = Path(self.trial_dir(trial.trial_id)) / "trial.json"
+        fault_point("oracle.trial_folder")
         records.atomic_write_json(path, trial.get_state())
+        fault_point("oracle.trial_file")
 
     def checkpoints_needed(self) -> set[str]:
         """Trials whose best checkpoint a future continuation trial may still load."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tuning.engine.callbacks import read_history
 from tuning.errors import ProjectError
+from tuning.faults import fault_point
 from tuning.kt_internals import TrialStatus
 from tuning.rundir import records
 
@@ -87,6 +88,7 @@ def write_results(run_dir: Path, rows: list[dict]) -> list[dict]:
     """
     records.write_trials_csv(run_dir / "trials.csv", rows)
     write_best(run_dir, rows, recorded_confirmation(run_dir))
+    fault_point("results.written")
     return rows
 
 

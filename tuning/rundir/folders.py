@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hypermodels.recipe import KERAS_BN_MOMENTUM
 from tuning.errors import ProjectError, UsageError
+from tuning.faults import fault_point
 from tuning.rundir import records
 from tuning.rundir.lock import LOCK_NAME
 
@@ -75,10 +76,20 @@ def read_run(run_dir: Path) -> dict:
     run = records.read_json(path)
     if not isinstance(run, dict) or not isinstance(run.get("definition"), dict):
         raise ProjectError(
-            f"{path} is damaged (it holds no run definition); restore it, or start the search "
-            "again with --overwrite"
+            f"{path} is damaged (it holds no run definition); restore it from a backup, or "
+            + move_aside_advice(Path(run_dir), finalize=False)
         )
     return run
+
+
+def move_aside_advice(run_dir: Path, finalize: bool = True) -> str:
+    """What to do with a run that cannot resume, keeping what it finished."""
+    aside = shlex.quote(f"{run_dir}.damaged")
+    kept = "its finished trials, trials.csv and best.json are kept there"
+    if finalize:
+        kept += f", and tuning.finalize --run-dir {aside} still trains its best configuration"
+    move = f"mv {shlex.quote(str(run_dir))} {aside}"
+    return f"move the run aside ({move}: {kept}) and start the search again"
 
 
 def check_writable(directory: Path) -> None:
@@ -92,6 +103,10 @@ def check_writable(directory: Path) -> None:
 
 # What --overwrite may delete must look like ours: a folder this tool wrote.
 OUR_BOOKKEEPING = (LOCK_NAME, ".write-check")  # in a run dir before it holds anything
+# Written first and deleted last while --overwrite empties a run directory: a folder a kill
+# left half-deleted is still recognizably ours, and the next --overwrite finishes the job.
+OVERWRITING = ".overwrite-in-progress"
+MARKS_A_RUN = (RUN_FILE, "oracle.json")  # what makes a folder a search run: deleted last
 FINAL_MARKERS = ("report.json", "model.keras")  # the finalizer's final/
 # All the finalizer writes into final.partial/ (atomic writes leave .<name>.*.tmp files).
 FINAL_CONTENTS = ("tensorboard", "report.json", "report.md", "model.keras")
@@ -99,12 +114,60 @@ FINAL_CONTENTS = ("tensorboard", "report.json", "report.md", "model.keras")
 
 def is_bookkeeping(name: str) -> bool:
     """Our lock, write check, or a temporary file of an atomic write (``.<name>.*.tmp``)."""
-    return name in OUR_BOOKKEEPING or (name.startswith(".") and ".tmp" in name)
+    return name in OUR_BOOKKEEPING or records.is_temporary(name)
 
 
 def is_search_run(folder: Path) -> bool:
     """A search of this tool: run.json with a definition, or KerasTuner's oracle.json."""
     return recorded_definition(folder) is not None or plain_file(folder / "oracle.json")
+
+
+# Everything else a search run holds (besides MARKS_A_RUN and bookkeeping): how a folder
+# whose --overwrite an older version interrupted is recognized, its markers gone first.
+SEARCH_FILES = ("tuner0.json", "trials.csv", "best.json", "confirm.csv", "report.md")
+SEARCH_FOLDERS = ("tensorboard", "final", "final.partial", "ablation", "plots")
+TRIAL_FILES = ("trial.json", records.HISTORY_FILE, "checkpoint.weights.h5", "build_config.json",
+               "pruned")  # fmt: skip
+CSV_HEADERS = {"trials.csv": "trial_id,status,", "confirm.csv": "rank,trial_id,"}
+
+
+def interrupted_overwrite(folder: Path) -> bool:
+    """What a killed ``--overwrite`` left: its marker (:data:`OVERWRITING`), or, from a
+    version that deleted in directory order, a search run's files without the two that
+    mark one (nothing else in it, and trial folders or result tables of ours among them)."""
+    if plain_file(folder / OVERWRITING):
+        return True
+    entries = list(folder.iterdir())
+    trials = [p for p in entries if _is_trial_folder(p)]
+    recorded = [t for t in trials if plain_file(t / "trial.json") or plain_file(t / "history.json")]
+    evidence = recorded or any(_our_table(folder / name) for name in CSV_HEADERS)
+    return bool(evidence) and all(p in trials or _search_entry(p) for p in entries)
+
+
+def _is_trial_folder(path: Path) -> bool:
+    named = path.name.startswith(("trial_", "unrecorded-trial_"))
+    if not named or not path.is_dir() or path.is_symlink():
+        return False
+    return all(
+        q.name in TRIAL_FILES or q.name.startswith("resume-epoch") or is_bookkeeping(q.name)
+        for q in path.iterdir()
+    )
+
+
+def _search_entry(path: Path) -> bool:
+    if is_bookkeeping(path.name):
+        return True
+    if path.name in SEARCH_FILES:
+        return plain_file(path)
+    return path.name in SEARCH_FOLDERS and path.is_dir() and not path.is_symlink()
+
+
+def _our_table(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            return plain_file(path) and fh.readline().startswith(CSV_HEADERS[path.name])
+    except OSError:
+        return False
 
 
 def plain_file(path: Path) -> bool:
@@ -167,24 +230,40 @@ def delete_for_overwrite(
 ) -> None:
     """The one place ``--overwrite`` deletes: checked (:func:`check_deletable`), said, done.
 
-    ``keep``: names of entries to leave (the run directory's lock, held by this process);
-    with it the folder is emptied instead of removed.
+    A kill part-way must leave something the next ``--overwrite`` recognizes and finishes.
+    A whole folder is first renamed, in one step, to ``.<name>.deleting.tmp`` (our
+    bookkeeping, which nothing reads), then deleted. ``keep``: names of entries to leave
+    (the run directory's lock, held by this process); with it the folder is emptied
+    instead, under the marker :data:`OVERWRITING`, written first and deleted last, and
+    the files that make a folder a search run (run.json, oracle.json) go just before it.
     """
+    path = Path(path)
     check_deletable(path, what, inside, ours, why)
     print(f"{why}: deleting {path} ({what})", flush=True)
     try:
         if not keep:
-            shutil.rmtree(path)  # never follows symlinks, not even one swapped in just now
+            trash = path.with_name(f".{path.name}.deleting.tmp")
+            _remove_tree(trash)  # left by a kill during an earlier deletion
+            path.rename(trash)
+            shutil.rmtree(trash)  # never follows symlinks, not even one swapped in just now
             return
-        for entry in Path(path).iterdir():
-            if entry.name in keep:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        records.atomic_write_text(path / OVERWRITING, f"{why}: deleting {what}\n")
+        entries = [p for p in path.iterdir() if p.name not in (*keep, OVERWRITING)]
+        entries.sort(key=lambda p: p.name in MARKS_A_RUN)  # those last
+        for n, entry in enumerate(entries):
+            if n:
+                fault_point("overwrite.deleting")
+            _remove_tree(entry)
+        (path / OVERWRITING).unlink()
     except OSError as exc:
         raise ProjectError(f"{why}: could not delete {path} ({exc})") from None
+
+
+def _remove_tree(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    elif entry.exists() or entry.is_symlink():
+        entry.unlink()
 
 
 def refuse_unusable_search_dir(run_dir: Path) -> None:
@@ -199,7 +278,7 @@ def refuse_unusable_search_dir(run_dir: Path) -> None:
         raise UsageError(
             f"{run_dir} exists and is not a folder; choose another --project-name/--directory"
         )
-    if not run_dir.is_dir() or is_search_run(run_dir):
+    if not run_dir.is_dir() or is_search_run(run_dir) or interrupted_overwrite(run_dir):
         return
     if not all(is_bookkeeping(p.name) for p in run_dir.iterdir()):
         raise UsageError(
@@ -215,6 +294,17 @@ def prepare_search_dir(run_dir: Path, definition: dict, overwrite: bool) -> str:
     The caller holds the run directory's lock (``tuning.rundir.lock``), which the overwrite keeps.
     """
     refuse_unusable_search_dir(run_dir)
+    if run_dir.is_dir() and interrupted_overwrite(run_dir):
+        if not overwrite:
+            raise UsageError(
+                f"{run_dir} holds what is left of a search run whose --overwrite was "
+                "interrupted (part of it is deleted already, it cannot resume); rerun with "
+                "--overwrite to finish deleting it, or choose another --project-name"
+            )
+        delete_for_overwrite(run_dir, "the rest of an interrupted --overwrite",
+                             run_dir.parent, interrupted_overwrite, keep=(LOCK_NAME,))  # fmt: skip
+        check_writable(run_dir)
+        return "overwritten"
     if not is_search_run(run_dir):  # missing, or nothing in it but our bookkeeping
         check_writable(run_dir)
         return "new"
@@ -277,6 +367,7 @@ class StagedFolder:
         return self.partial
 
     def commit(self) -> Path:
+        fault_point("staged.commit")
         if self.final.exists() or self.final.is_symlink():  # only reachable with --overwrite
             delete_for_overwrite(self.final, "replaced by the new one", self.inside, self.ours)
         self.partial.rename(self.final)

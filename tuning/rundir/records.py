@@ -18,6 +18,7 @@ from typing import Any
 
 from hypermodels.space import HP_NAMES
 from tuning.errors import ProjectError
+from tuning.faults import fault_point
 
 # trials.csv columns, in order, with the type each cell is read back as.
 FIELD_TYPES: dict[str, type] = {
@@ -89,6 +90,11 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     return _plain(_json_default(obj))
+
+
+def is_temporary(name: str) -> bool:
+    """A temporary file of an atomic write (``.<name>.<random>.tmp``, ``.<name>.tmp.keras``)."""
+    return name.startswith(".") and ".tmp" in name
 
 
 def remove_stale_temporaries(folder: Path) -> int:
@@ -353,3 +359,4 @@ def write_confirm_runs(run_dir: Path, rows: list[dict]) -> None:
     ordered = sorted(rows, key=lambda r: (r["rank"], r["seed_index"],
                                           r.get("peak_learning_rate") or 0))  # fmt: skip
     write_csv(Path(run_dir) / CONFIRM_FILE, CONFIRM_FIELD_TYPES, ordered)
+    fault_point("confirm.row_written")

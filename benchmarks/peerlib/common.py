@@ -5,8 +5,8 @@ This is the only module of ``peerlib`` that imports ``tuning``. Public names: ``
 so that a move inside ``tuning`` is re-pointed in one place:
 
 - ``tuning.engine.trial_training_set``: which training images a trial sees;
-- ``tuning.precision.resolve``: ``--precision auto``'s choice;
-- ``tuning.cost.calibrate``: the machine's training rate (GFLOP/s), recorded with each row;
+- ``tuning.machine.precision.resolve``: ``--precision auto``'s choice;
+- ``tuning.retrain.training.calibrate``: the machine's training rate (GFLOP/s), recorded with each row;
 - ``tuning.errors.ProjectError``: the project's one-line errors (a missing data folder).
 
 Nothing here imports TensorFlow at import time: a bad flag is refused in well under a second.
@@ -65,7 +65,7 @@ def check_data_args(data_dir: str | None, subset: int | None) -> None:
 
 def resolve_precision(requested: str) -> str:
     """The Keras dtype policy ``tuning.search --precision`` would train with."""
-    from tuning.precision import resolve
+    from tuning.machine.precision import resolve
 
     try:
         return resolve(requested)
@@ -75,7 +75,7 @@ def resolve_precision(requested: str) -> str:
 
 def gflops(precision: str) -> float:
     """The project's cost calibration: a few timed training steps of a mid-sized network."""
-    from tuning.cost import calibrate
+    from tuning.retrain.training import calibrate
 
     return calibrate(SPACE, BATCH_SIZE, precision).flops_per_second / 1e9
 

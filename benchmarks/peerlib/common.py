@@ -6,7 +6,7 @@ so that a move inside ``tuning`` is re-pointed in one place:
 
 - ``tuning.engine.trial_training_set``: which training images a trial sees;
 - ``tuning.machine.precision.resolve``: ``--precision auto``'s choice;
-- ``tuning.retrain.training.calibrate``: the machine's training rate (GFLOP/s), recorded with each row;
+- ``tuning.retrain.training.calibrate``: the training rate (GFLOP/s), kept with each row;
 - ``tuning.errors.ProjectError``: the project's one-line errors (a missing data folder).
 
 Nothing here imports TensorFlow at import time: a bad flag is refused in well under a second.

@@ -228,3 +228,47 @@ def test_module_entry_point_exit_code(tmp_path):
         .startswith("python -m tuning.search: error: blocks range 4:1")
     )
     assert "Traceback" not in proc.stderr
+
+
+# -- a reader that goes away (issue 25.5): stop as on Ctrl-C, quietly, exit 141 ----------
+def test_a_search_whose_reader_goes_away_stops_after_the_epoch_quietly(data_dir, tmp_path):
+    """`python -m tuning.search ... --verbose 1 | head -1`, the pipe closed mid-trial."""
+    from conftest import SEARCH_ARGS, popen_module
+
+    proc = popen_module(
+        "tuning.search", "--data-dir", str(data_dir), "--directory", str(tmp_path),
+        *SEARCH_ARGS, "--precision", "float32", "--verbose", "1", "--resume-every", "3600",
+    )  # fmt: skip
+    for line in proc.stdout:
+        if line.startswith("[trial 1 of"):
+            break
+    proc.stdout.close()  # the reader goes away during the first trial's epoch
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err[-3000:]
+    assert err == ""  # no traceback, no "Exception ignored", nothing
+    trial = tmp_path / "search" / "trial_0000"
+    assert [p.name for p in trial.glob("resume-epoch*.keras")] == ["resume-epoch1.keras"]
+    assert json.loads((trial / "trial.json").read_text())["status"] == "RUNNING"  # resumes
+
+
+@pytest.mark.parametrize("module", ["tuning.finalize", "tuning.ablate", "tuning.report"])
+def test_the_other_commands_stop_quietly_when_their_reader_is_gone(module, search_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import ROOT, module_env
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(search_run[0], run_dir, ignore=shutil.ignore_patterns("final*"))
+    extra = {"tuning.finalize": ["--epochs", "1"], "tuning.ablate": ["--epochs", "1"]}
+    env = {**module_env(), "PYTHONUNBUFFERED": ""}  # block-buffered, as in a real pipe
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--run-dir", str(run_dir), *extra.get(module, [])],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    proc.stdout.close()  # gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err[-3000:]
+    assert err == ""
+    assert not (run_dir / "final").exists()

@@ -222,8 +222,9 @@ def preflight(config: SearchConfig, splits, policy: str):
     from hypermodels.resnet import ResNetHyperModel
 
     largest = config.space.largest()
+    images = min(config.trial_images or len(splits.y_train), len(splits.y_train))
     warning = check_fits(largest["blocks"], largest["filters"], config.batch_size,
-                         "the largest network of the space")  # fmt: skip
+                         "the largest network of the space", images=images)  # fmt: skip
     if warning:
         print(warning, flush=True)
     hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy)

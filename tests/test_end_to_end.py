@@ -29,6 +29,11 @@ def test_search_prints_plan_and_next_step(search_run):
     assert "[trial 6 of 6]" in proc.stdout
     estimate = r"estimated wall time: about \d+ s .* s start-up per trial measured"
     assert re.search(estimate, proc.stdout)
+    # --precision auto (SEARCH_ARGS's default) is recorded as what it chose, not "auto"
+    from tuning.machine.precision import resolve
+
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["definition"]["precision"] == resolve("auto") != "auto"
 
 
 def test_trials_csv_matches_the_trials(search_run):

@@ -1,4 +1,22 @@
-"""Shared fixtures: the real data (from ../shared) and small hand-made IDX files."""
+"""Shared fixtures: the real data (from ../shared) and small hand-made IDX files.
+
+Every command runs as a fresh process (``run_module``/``popen_module``, as a user runs it)
+with each flag that changes its set-up, at least once per suite (issue 25):
+
+- ``tuning.search``: ``--precision auto`` and ``--confirm-top 0`` (``search_run`` below),
+  ``float32`` (test_hardening_runs: a second search refused, a killed one resumed),
+  ``mixed_bfloat16`` with ``--time-budget`` (test_budget), ``--deterministic``
+  (test_reliability: two processes, the same scores), ``--confirm-top 2`` (test_confirm),
+  ``--role chief``/``worker`` (test_distributed), ``--strategy mirrored`` (test_distributed),
+  a kill -9 at each boundary of a run (test_kill_points), a reader that goes away
+  (test_cli_errors);
+- ``tuning.finalize``: the search's precision (test_end_to_end), ``mixed_bfloat16`` and a
+  kill before its result is in place (test_kill_points), on a distributed run
+  (test_distributed);
+- ``tuning.ablate``: test_ablation, ``mixed_float16`` with a batch larger than the data
+  (test_hardening);
+- ``tuning.report``: test_ablation; all three with their reader gone (test_cli_errors).
+"""
 
 from __future__ import annotations
 

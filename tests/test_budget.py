@@ -137,7 +137,8 @@ def test_a_budget_used_up_before_the_first_trial_stops_and_a_larger_one_continue
     smallest plan is recorded, and a larger budget continues that plan."""
     args = ["--data-dir", str(data_dir), "--directory", str(tmp_path), "--project-name", "b",
             "--subset", "300", "--blocks", "1:2", "--filters", "8,16", "--batch-size", "64",
-            "--verbose", "0", "--confirm-top", "0", "--time-budget"]  # fmt: skip
+            "--verbose", "0", "--confirm-top", "0", "--precision", "mixed_bfloat16",
+            "--time-budget"]  # fmt: skip
     used_up = run_module("tuning.search", *args, "0.01")
     assert used_up.returncode == 0, used_up.stderr[-3000:]
     smallest = ladder(1)[-1]
@@ -151,3 +152,6 @@ def test_a_budget_used_up_before_the_first_trial_stops_and_a_larger_one_continue
     assert "continuing the plan recorded in run.json (max_epochs=1)" in more.stdout
     rows = records.read_trials_csv(tmp_path / "b" / "trials.csv")
     assert [(r["trial_id"], r["status"]) for r in rows] == [("0000", "COMPLETED")]
+    assert records.read_json(tmp_path / "b" / "run.json")["definition"]["precision"] == (
+        "mixed_bfloat16"
+    )

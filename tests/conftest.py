@@ -64,20 +64,24 @@ def module_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT",
-                 "TUNING_KILL_AT"):  # fmt: skip
+                 "TUNING_KILL_AT", "TUNING_INTERRUPT_AT"):  # fmt: skip
         env.pop(name, None)
     return env
 
 
 def run_module(
-    module: str, *args: str, cwd: Path | None = None, timeout: int = 600, kill_at: str = ""
-):
+    module: str, *args: str, cwd: Path | None = None, timeout: int = 600, kill_at: str = "",
+    interrupt_at: str = "",
+):  # fmt: skip
     """Run `python -m module args` the way a user would; returns CompletedProcess.
 
-    ``kill_at``: the process SIGKILLs itself at that fault point (``tuning.faults``)."""
+    ``kill_at``/``interrupt_at``: the process SIGKILLs itself, or gets a Ctrl-C, at that
+    fault point (``tuning.faults``)."""
     env = module_env()
     if kill_at:
         env["TUNING_KILL_AT"] = kill_at
+    if interrupt_at:
+        env["TUNING_INTERRUPT_AT"] = interrupt_at
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd or ROOT,

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEARCH_ARGS, popen_module, run_module, wait_for_kill_point
+from conftest import SEARCH_ARGS, popen_module, run_module
 
 from tuning.config import SearchConfig
 from tuning.errors import ProjectError
-from tuning.plan import hyperband_plan
 from tuning.rundir import records
 
 HP_COLUMNS = ("trial_id", "blocks", "filters", "skip", "learning_rate", "bracket", "round",
@@ -31,23 +29,8 @@ def _popen_search(args: list[str]) -> subprocess.Popen:
     return popen_module("tuning.search", *args)
 
 
-# A SIGKILL at each boundary of a run, mid-trial included: tests/test_kill_points.py.
-
-
-def test_ctrl_c_stops_after_the_epoch_and_prints_the_resume_command(search_run, tmp_path):
-    args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "c"]
-    run_dir = tmp_path / "c"
-    proc = _popen_search([*args, *SEARCH_ARGS])
-    wait_for_kill_point(lambda: (run_dir / "trial_0001").exists(), proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
-    assert "stopping after the current epoch" in out
-    assert "interrupted; resume with: python -m tuning.search --data-dir" in err
-    assert "Traceback" not in err
-    finished = run_module("tuning.search", *args, *SEARCH_ARGS)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    assert len(records.read_trials_csv(run_dir / "trials.csv")) == hyperband_plan(3, 3).trials
+# A SIGKILL at each boundary of a run, mid-trial included, and a Ctrl-C mid-epoch:
+# tests/test_kill_points.py.
 
 
 def test_damaged_trials_are_rerun_and_reported(search_run, tmp_path):

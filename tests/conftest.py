@@ -8,11 +8,10 @@ with each flag that changes its set-up, at least once per suite (issue 25):
   ``mixed_bfloat16`` with ``--time-budget`` (test_budget), ``--deterministic``
   (test_reliability: two processes, the same scores), ``--confirm-top 2`` (test_confirm),
   ``--role chief``/``worker`` (test_distributed), ``--strategy mirrored`` (test_distributed),
-  a kill -9 at each boundary of a run (test_kill_points), a reader that goes away
-  (test_cli_errors);
-- ``tuning.finalize``: the search's precision (test_end_to_end), ``mixed_bfloat16`` and a
-  kill before its result is in place (test_kill_points), on a distributed run
-  (test_distributed);
+  a kill -9 at each boundary of a run and a Ctrl-C (test_kill_points), a reader that goes
+  away (test_cli_errors);
+- ``tuning.finalize``: the search's precision and a kill -9 during its save
+  (test_end_to_end), ``mixed_bfloat16`` on a distributed run (test_distributed);
 - ``tuning.ablate``: test_ablation, ``mixed_float16`` with a batch larger than the data
   (test_hardening);
 - ``tuning.report``: test_ablation; all three with their reader gone (test_cli_errors).

@@ -244,6 +244,9 @@ def test_a_folder_deleted_whole_goes_in_one_rename(tmp_path):
     (run / ".final.deleting.tmp" / "model.keras").write_text("half")
     delete_for_overwrite(run / "final", "test", run, lambda folder: True)
     assert sorted(p.name for p in run.iterdir()) == ["run.json", "trial_0000"]
+    (run / ".ablation.deleting.tmp" / "runs").mkdir(parents=True)  # killed in its rmtree
+    assert records.remove_stale_temporaries(run) == 1  # a resume clears it
+    assert sorted(p.name for p in run.iterdir()) == ["run.json", "trial_0000"]
 
 
 def test_staged_final_replaces_only_a_final_of_ours(tmp_path):

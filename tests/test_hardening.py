@@ -102,20 +102,7 @@ def test_a_garbled_tuner_file_is_rewritten_and_the_run_resumes(search_run, tmp_p
 
 
 # -- finished, pruned and deleted trials --------------------------------------------------
-def test_rerunning_a_finished_pruned_search_trains_nothing(search_run, tmp_path):
-    args = ["--data-dir", search_run[1][1], "--directory", str(tmp_path), "--project-name", "p"]
-    first = run_module("tuning.search", *args, *SEARCH_ARGS, "--prune-checkpoints")
-    assert first.returncode == 0, first.stderr[-3000:]
-    before = (tmp_path / "p" / "trials.csv").read_text()
-    again = run_module("tuning.search", *args, *SEARCH_ARGS, "--prune-checkpoints")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
-    rows = records.read_trials_csv(tmp_path / "p" / "trials.csv")
-    assert all(r["status"] == "COMPLETED" for r in rows)
-    strip = lambda text: [line.rsplit(",", 3)[0] for line in text.splitlines()]  # noqa: E731
-    assert strip((tmp_path / "p" / "trials.csv").read_text()) == strip(before)
-
-
+# a finished pruned search reruns nothing: tests/test_kill_points.py
 # damaged and deleted trials are re-run: tests/test_reliability.py
 
 

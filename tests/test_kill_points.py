@@ -59,7 +59,8 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
     reference, args, _ = search_run
     args = [*args[:2], "--directory", str(tmp_path), "--project-name", "k"]
     run_dir = tmp_path / "k"
-    command = [*args, *SEARCH_ARGS, "--resume-every", "0"]  # a resume checkpoint every epoch
+    # a resume checkpoint every epoch; checkpoints no later round loads deleted as it goes
+    command = [*args, *SEARCH_ARGS, "--resume-every", "0", "--prune-checkpoints"]
     said = None
     for how, point, where, next_says in CHAIN:
         proc = run_module("tuning.search", *command, **{how: point})
@@ -86,6 +87,15 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
     assert {p.name for p in run_dir.iterdir()} == {p.name for p in reference.iterdir()} - finals
     assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
     assert not list(run_dir.rglob("*.tmp*"))
+    # pruned as it went, without changing the search; a rerun of the finished run trains
+    # nothing and takes no pruned checkpoint for damage
+    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    assert "disk:" in proc.stdout and all(r["disk_mb"] > 0 for r in rows)
+    again = run_module("tuning.search", *command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
+    assert _table(run_dir) == _table(reference)
 
 
 def test_a_fault_point_kills_only_where_and_when_it_is_named():

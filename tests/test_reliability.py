@@ -189,17 +189,7 @@ def test_another_seed_draws_other_hyperparameters():
     assert draws(0) == draws(0) and draws(0) != draws(1)
 
 
-def test_prune_checkpoints_keeps_what_continuations_need(search_run, tmp_path):
-    args = ["--data-dir", *search_run[1][1:2], "--directory", str(tmp_path), "--project-name", "p"]
-    proc = run_module("tuning.search", *args, *SEARCH_ARGS, "--prune-checkpoints")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dir = tmp_path / "p"
-    rows = records.read_trials_csv(run_dir / "trials.csv")
-    assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
-    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
-    assert "disk:" in proc.stdout and all(r["disk_mb"] > 0 for r in rows)
-    # pruning must not change the search itself
-    assert _hp_table(run_dir) == _hp_table(search_run[0])
+# --prune-checkpoints: the kill chain of tests/test_kill_points.py runs with it.
 
 
 def test_checkpoints_needed_follows_hyperband_rounds():

@@ -120,7 +120,7 @@ def _copy(search_run, tmp_path):
 
 
 def test_folders_the_oracle_never_recorded_are_dropped_or_moved_aside(search_run, tmp_path):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     run_dir = _copy(search_run, tmp_path)
     oracle = (run_dir / "oracle.json").read_text()
@@ -138,10 +138,21 @@ def test_folders_the_oracle_never_recorded_are_dropped_or_moved_aside(search_run
     assert (run_dir / "unrecorded-trial_0008" / "notes.txt").read_text() == "mine"
     assert (run_dir / "oracle.json").read_text() == oracle  # nothing recorded changed
     assert repair_run(run_dir) == []  # and nothing left to do
+    # killed before the first trial was recorded: no oracle.json, the folder dropped
+    first = tmp_path / "first"
+    (first / "trial_0000").mkdir(parents=True)
+    assert "trial 0000: interrupted while it was being created" in repair_run(first)[0]
+    assert not (first / "trial_0000").exists()
+    # oracle.json lost while trials hold training: refused, nothing moved or deleted
+    (run_dir / "oracle.json").unlink()
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(ProjectError, match="oracle.json is missing, yet trial folders hold"):
+        repair_run(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 def test_a_trial_whose_end_was_written_but_not_recorded_is_not_trained_again(search_run, tmp_path):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     run_dir = _copy(search_run, tmp_path)
     state = json.loads((run_dir / "oracle.json").read_text())
@@ -158,7 +169,7 @@ def test_a_trial_whose_end_was_written_but_not_recorded_is_not_trained_again(sea
 
 
 def test_no_damage_message_recommends_overwrite(search_run, tmp_path):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     run_dir = _copy(search_run, tmp_path)
     state = json.loads((run_dir / "oracle.json").read_text())

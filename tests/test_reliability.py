@@ -66,7 +66,7 @@ def test_damaged_trials_are_rerun_and_reported(search_run, tmp_path):
 @pytest.mark.parametrize("content, problem", [("{broken", "unreadable"), ("{}", "damaged"),
                                               ("[]", "damaged")])  # fmt: skip
 def test_unreadable_oracle_state_is_a_clear_error(tmp_path, content, problem):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     (tmp_path / "oracle.json").write_text(content)
     with pytest.raises(ProjectError, match=f"oracle.json is {problem}"):

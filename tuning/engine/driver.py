@@ -236,7 +236,7 @@ def preflight(config: SearchConfig, splits, policy: str):
 def build_tuner(config: SearchConfig, cluster: Cluster, status: str, hypermodel, strategy, plan):
     """TensorFlow set up for this process and the tuner ready."""
     from tuning.engine.tuner import ResNetHyperband
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     if config.deterministic:
         import tensorflow as tf

@@ -254,6 +254,7 @@ def test_a_search_whose_reader_goes_away_stops_after_the_epoch_quietly(data_dir,
 @pytest.mark.parametrize("module", ["tuning.finalize", "tuning.ablate", "tuning.report"])
 def test_the_other_commands_stop_quietly_when_their_reader_is_gone(module, search_run, tmp_path):
     import shutil
+    import signal
     import subprocess
     import sys
 
@@ -263,9 +264,11 @@ def test_the_other_commands_stop_quietly_when_their_reader_is_gone(module, searc
     shutil.copytree(search_run[0], run_dir, ignore=shutil.ignore_patterns("final*"))
     extra = {"tuning.finalize": ["--epochs", "1"], "tuning.ablate": ["--epochs", "1"]}
     env = {**module_env(), "PYTHONUNBUFFERED": ""}  # block-buffered, as in a real pipe
+    ignore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "--run-dir", str(run_dir), *extra.get(module, [])],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_ctrl_c,  # as a shell starts a job in the background (`... &`)
     )  # fmt: skip
     proc.stdout.close()  # gone before the first line
     err = proc.stderr.read()

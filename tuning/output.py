@@ -65,14 +65,17 @@ class ReaderGuard:
 
 
 def _interrupt() -> None:
-    """A Ctrl-C, here and now: in the main thread the SIGINT handler is called at once (a
-    KeyboardInterrupt raised from the failed write, or the search's graceful stop), which
-    a signal would only run at some later point of the main thread; elsewhere, a signal."""
+    """A Ctrl-C, here and now. In the main thread the SIGINT handler is called at once (the
+    search's graceful stop, else a KeyboardInterrupt from the failed write), whatever the
+    signal's disposition: a job a shell started in the background ignores SIGINT, but the
+    reader is gone all the same. Elsewhere, a SIGINT for the main thread."""
     handler = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is threading.main_thread() and callable(handler):
+    if threading.current_thread() is not threading.main_thread():
+        os.kill(os.getpid(), signal.SIGINT)
+    elif callable(handler) and handler is not signal.default_int_handler:
         handler(signal.SIGINT, None)
     else:
-        os.kill(os.getpid(), signal.SIGINT)
+        raise KeyboardInterrupt
 
 
 def guard_output() -> None:

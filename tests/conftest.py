@@ -1,4 +1,21 @@
-"""Shared fixtures: the real data (from ../shared) and small hand-made IDX files."""
+"""Shared fixtures: the real data (from ../shared) and small hand-made IDX files.
+
+Every command runs as a fresh process (``run_module``/``popen_module``, as a user runs it)
+with each flag that changes its set-up, at least once per suite (issue 25):
+
+- ``tuning.search``: ``--precision auto`` and ``--confirm-top 0`` (``search_run`` below),
+  ``float32`` (test_hardening_runs: a second search refused, a killed one resumed),
+  ``mixed_bfloat16`` with ``--time-budget`` (test_budget), ``--deterministic``
+  (test_reliability: two processes, the same scores), ``--confirm-top 2`` (test_confirm),
+  ``--role chief``/``worker`` (test_distributed), ``--strategy mirrored`` (test_distributed),
+  a kill -9 at each boundary of a run and a Ctrl-C (test_kill_points), a reader that goes
+  away (test_cli_errors);
+- ``tuning.finalize``: the search's precision and a kill -9 during its save
+  (test_end_to_end), ``mixed_bfloat16`` on a distributed run (test_distributed);
+- ``tuning.ablate``: test_ablation, ``mixed_float16`` with a batch larger than the data
+  (test_hardening);
+- ``tuning.report``: test_ablation; all three with their reader gone (test_cli_errors).
+"""
 
 from __future__ import annotations
 
@@ -46,20 +63,24 @@ def module_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT",
-                 "TUNING_KILL_AT"):  # fmt: skip
+                 "TUNING_KILL_AT", "TUNING_INTERRUPT_AT"):  # fmt: skip
         env.pop(name, None)
     return env
 
 
 def run_module(
-    module: str, *args: str, cwd: Path | None = None, timeout: int = 600, kill_at: str = ""
-):
+    module: str, *args: str, cwd: Path | None = None, timeout: int = 600, kill_at: str = "",
+    interrupt_at: str = "",
+):  # fmt: skip
     """Run `python -m module args` the way a user would; returns CompletedProcess.
 
-    ``kill_at``: the process SIGKILLs itself at that fault point (``tuning.faults``)."""
+    ``kill_at``/``interrupt_at``: the process SIGKILLs itself, or gets a Ctrl-C, at that
+    fault point (``tuning.faults``)."""
     env = module_env()
     if kill_at:
         env["TUNING_KILL_AT"] = kill_at
+    if interrupt_at:
+        env["TUNING_INTERRUPT_AT"] = interrupt_at
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd or ROOT,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 from conftest import run_module
 
@@ -61,8 +60,7 @@ def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
     """The deadline is made to pass after the first trial (deterministic on any machine)."""
     from hypermodels import SearchSpace
     from tuning.config import FinalizeConfig, RetrainOptions
-    from tuning.engine import budget
-    from tuning.engine import driver as search
+    from tuning.engine import budget, driver
     from tuning.engine.tuner import ResNetHyperband
     from tuning.retrain.finalizer import run_finalize
 
@@ -71,7 +69,7 @@ def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
                           project_name="b", subset=300, batch_size=64, verbose=0,
                           confirm_top=2, confirm_seeds=1, time_budget_min=60.0)  # fmt: skip
     three_epochs = lambda c, *a: (dataclasses.replace(c, max_epochs=3), 1.0)  # noqa: E731
-    monkeypatch.setattr(search, "size_to_budget", three_epochs)
+    monkeypatch.setattr(driver, "size_to_budget", three_epochs)
     deadlines = []
     enter, trial_end = budget.Deadline.__enter__, ResNetHyperband.on_trial_end
 
@@ -86,29 +84,74 @@ def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
 
     monkeypatch.setattr(budget.Deadline, "__enter__", entered)
     monkeypatch.setattr(ResNetHyperband, "on_trial_end", ended)
-    rows = search.run_search(config)
+    rows = driver.run_search(config)
     # stopped before the second trial trained (KerasTuner had created it: it resumes)
     assert [r["status"] for r in rows] in (["COMPLETED"], ["COMPLETED", "RUNNING"])
     best = records.read_json(tmp_path / "b" / "best.json")
     assert "confirmation" not in best  # the stage did not run: Hyperband's best stands
     report = run_finalize(FinalizeConfig(tmp_path / "b", epochs=1, verbose=0,
                                          options=RetrainOptions(augment=())))  # fmt: skip
-    assert 0 <= report["test_accuracy"] <= 1  # the finalizer works on what was found
+    # the finalizer works on what was found: the one completed trial
+    assert report["chosen_from"]["trial_id"] == rows[0]["trial_id"]
+    assert report["hyperparameters"] == {k: rows[0][k] for k in records.HP_NAMES}
     monkeypatch.undo()
-    rows = search.run_search(dataclasses.replace(config, time_budget_min=600.0))
+    rows = driver.run_search(dataclasses.replace(config, time_budget_min=600.0))
     assert len(rows) == 6 and all(r["status"] == "COMPLETED" for r in rows)
     assert "confirmation" in records.read_json(tmp_path / "b" / "best.json")
 
 
-def test_a_budget_bounds_the_wall_time_of_a_real_search(data_dir, tmp_path):
+class FixedClock:
+    """``time`` for ``tuning.engine.budget``: the monotonic clock stands still at ``now``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_deadline_counts_from_the_commands_start(monkeypatch):
+    """What is left is the budget less the time since the command started (not since the
+    trials started); a budget already used up stops the search at once."""
+    from tuning.engine import budget
+    from tuning.rundir.resume import GracefulStop
+
+    monkeypatch.setattr(budget, "time", FixedClock(1000.0))
+    stop = GracefulStop()
+    with budget.Deadline(1.0, stop, started=970.0) as deadline:  # 30 s spent on set-up
+        assert deadline._timer.interval == 30.0 and not deadline.expired
+    assert not stop.requested
+    with budget.Deadline(0.5, stop, started=900.0) as deadline:  # 100 s spent: none left
+        assert deadline._timer.interval == 0.0
+        deadline._timer.join(timeout=60)
+        assert deadline.expired and stop.requested
+    with budget.Deadline(None, GracefulStop(), started=0.0) as deadline:  # no budget
+        assert deadline._timer is None
+
+
+def test_a_budget_used_up_before_the_first_trial_stops_and_a_larger_one_continues(
+    data_dir, tmp_path
+):
+    """Fresh processes, as a user runs them; no wall-clock bound (a busy machine would
+    break it): 0.01 min is used up by the set-up on any machine, so nothing trains, the
+    smallest plan is recorded, and a larger budget continues that plan."""
     args = ["--data-dir", str(data_dir), "--directory", str(tmp_path), "--project-name", "b",
-            "--subset", "2000", "--blocks", "1:2", "--filters", "8,16", "--batch-size", "64",
-            "--verbose", "0", "--time-budget", "0.3"]  # fmt: skip
-    t0 = time.monotonic()
-    proc = run_module("tuning.search", *args)
-    wall = time.monotonic() - t0
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "time budget 0.3 min: plan sized to 1 Hyperband iteration(s), max_epochs=" in proc.stdout
-    assert "Traceback" not in proc.stderr
-    # counted from the command's start; an epoch and the process's exit may come after it
-    assert wall < 0.3 * 60 + 30, wall
+            "--subset", "300", "--blocks", "1:2", "--filters", "8,16", "--batch-size", "64",
+            "--verbose", "0", "--confirm-top", "0", "--precision", "mixed_bfloat16",
+            "--time-budget"]  # fmt: skip
+    used_up = run_module("tuning.search", *args, "0.01")
+    assert used_up.returncode == 0, used_up.stderr[-3000:]
+    smallest = ladder(1)[-1]
+    sized = (f"time budget 0.01 min: plan sized to 1 Hyperband iteration(s), "
+             f"max_epochs={smallest[1]}, {smallest[2]:,} images per trial")  # fmt: skip
+    assert sized in used_up.stdout
+    assert "time budget used: 0 of 1 trials finished" in used_up.stdout
+    assert "Traceback" not in used_up.stderr
+    more = run_module("tuning.search", *args, "60")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "continuing the plan recorded in run.json (max_epochs=1)" in more.stdout
+    rows = records.read_trials_csv(tmp_path / "b" / "trials.csv")
+    assert [(r["trial_id"], r["status"]) for r in rows] == [("0000", "COMPLETED")]
+    assert records.read_json(tmp_path / "b" / "run.json")["definition"]["precision"] == (
+        "mixed_bfloat16"
+    )

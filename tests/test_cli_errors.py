@@ -241,3 +241,51 @@ def test_each_command_without_flags_gives_its_default_config():
     assert ablate.config_from_args(ablate.build_parser().parse_args([])) == AblationConfig()
     given = finalize.build_parser().parse_args(["--min-lr", "0.02", "--tta", "none"])
     assert finalize.config_from_args(given) == FinalizeConfig(min_lr=0.02, tta="none")
+
+
+# -- a reader that goes away (issue 25.5): stop as on Ctrl-C, quietly, exit 141 ----------
+def test_a_search_whose_reader_goes_away_stops_after_the_epoch_quietly(data_dir, tmp_path):
+    """`python -m tuning.search ... --verbose 1 | head -1`, the pipe closed mid-trial."""
+    from conftest import SEARCH_ARGS, popen_module
+
+    proc = popen_module(
+        "tuning.search", "--data-dir", str(data_dir), "--directory", str(tmp_path),
+        *SEARCH_ARGS, "--precision", "float32", "--verbose", "1", "--resume-every", "3600",
+    )  # fmt: skip
+    for line in proc.stdout:
+        if line.startswith("[trial 1 of"):
+            break
+    proc.stdout.close()  # the reader goes away during the first trial's epoch
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err[-3000:]
+    assert err == ""  # no traceback, no "Exception ignored", nothing
+    trial = tmp_path / "search" / "trial_0000"
+    assert [p.name for p in trial.glob("resume-epoch*.keras")] == ["resume-epoch1.keras"]
+    assert json.loads((trial / "trial.json").read_text())["status"] == "RUNNING"  # resumes
+
+
+@pytest.mark.parametrize("module", ["tuning.finalize", "tuning.ablate", "tuning.report"])
+def test_the_other_commands_stop_quietly_when_their_reader_is_gone(module, search_run, tmp_path):
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT, module_env
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(search_run[0], run_dir, ignore=shutil.ignore_patterns("final*"))
+    extra = {"tuning.finalize": ["--epochs", "1"], "tuning.ablate": ["--epochs", "1"]}
+    env = {**module_env(), "PYTHONUNBUFFERED": ""}  # block-buffered, as in a real pipe
+    ignore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--run-dir", str(run_dir), *extra.get(module, [])],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ignore_ctrl_c,  # as a shell starts a job in the background (`... &`)
+    )  # fmt: skip
+    proc.stdout.close()  # gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err[-3000:]
+    assert err == ""
+    # stopped at its first line: nothing trained
+    assert not (run_dir / "final").exists() and not (run_dir / "ablation" / "runs.csv").exists()

@@ -75,10 +75,11 @@ def test_chief_and_two_workers_complete_the_search(data_dir, tmp_path):
         assert list((run_dir / "tensorboard" / r["trial_id"]).rglob("events.out.tfevents.*"))
     fin = run_module(
         "tuning.finalize", "--run-dir", str(run_dir), "--data-dir", str(data_dir),
-        "--epochs", "1", "--verbose", "0",
+        "--epochs", "1", "--verbose", "0", "--precision", "mixed_bfloat16",
     )  # fmt: skip
     assert fin.returncode == 0, fin.stderr[-2000:]
     assert "test accuracy" in fin.stdout
+    assert records.read_json(run_dir / "final" / "report.json")["precision"] == "mixed_bfloat16"
 
 
 def _running_trial_with_a_saved_epoch(run_dir: Path) -> str | None:

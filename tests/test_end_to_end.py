@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,11 @@ def test_search_prints_plan_and_next_step(search_run):
     assert "[trial 6 of 6]" in proc.stdout
     estimate = r"estimated wall time: about \d+ s .* s start-up per trial measured"
     assert re.search(estimate, proc.stdout)
+    # --precision auto (SEARCH_ARGS's default) is recorded as what it chose, not "auto"
+    from tuning.machine.precision import resolve
+
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["definition"]["precision"] == resolve("auto") != "auto"
 
 
 def test_trials_csv_matches_the_trials(search_run):
@@ -119,14 +125,32 @@ def test_rerun_with_another_definition_is_refused(search_run):
 
 @pytest.fixture(scope="module")
 def finalized(search_run):
+    """A finalize killed (kill -9) during its save, final.partial/ complete but not yet
+    renamed to final/ (fault point staged.commit), then the same command again."""
     run_dir, _, _ = search_run
-    proc = run_module("tuning.finalize", "--run-dir", str(run_dir), "--verbose", "0")
+    args = ["--run-dir", str(run_dir), "--verbose", "0"]
+    killed = run_module("tuning.finalize", *args, kill_at="staged.commit")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert not (run_dir / "final").exists()
+    partial = json.loads((run_dir / "final.partial" / "report.json").read_text())
+    proc = run_module("tuning.finalize", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir / "final", proc
+    return run_dir / "final", proc, partial
+
+
+def test_a_finalize_killed_during_its_save_gives_the_same_result_again(finalized):
+    final, proc, killed = finalized
+    assert f"stale: deleting {final.with_name('final.partial')}" in proc.stdout
+    report = json.loads((final / "report.json").read_text())
+    # the same seed: the same training (without --deterministic, equal up to rounding)
+    assert report["test_accuracy"] == pytest.approx(killed["test_accuracy"], abs=0.01)
+    assert sorted(p.name for p in final.iterdir()) == [
+        "model.keras", "report.json", "report.md", "tensorboard"
+    ]  # fmt: skip
 
 
 def test_finalize_writes_model_and_reports(finalized, search_run):
-    final, proc = finalized
+    final, proc, _ = finalized
     run_dir = search_run[0]
     report = json.loads((final / "report.json").read_text())
     best = json.loads((run_dir / "best.json").read_text())
@@ -164,7 +188,7 @@ def test_finalize_writes_model_and_reports(finalized, search_run):
 
 
 def test_saved_model_reproduces_the_test_accuracy_in_a_fresh_process(finalized, data_dir, tmp_path):
-    final, _ = finalized
+    final, _, _ = finalized
     report = json.loads((final / "report.json").read_text())
     script = tmp_path / "check.py"
     script.write_text(
@@ -197,7 +221,7 @@ def test_saved_model_reproduces_the_test_accuracy_in_a_fresh_process(finalized, 
 
 
 def test_finalize_refuses_to_overwrite_final(finalized, search_run):
-    final, _ = finalized
+    final, _, _ = finalized
     before = (final / "report.json").read_bytes()
     from tuning.cli import run_cli
     from tuning.finalize import main

@@ -84,9 +84,11 @@ def test_an_emptied_lineage_cell_names_the_trial_not_the_flags(search_run, tmp_p
 
 # -- state files damaged in other ways --------------------------------------------------
 def test_misshapen_oracle_state_is_a_clear_error(search_run, tmp_path):
+    """The command's one line; every content: tests/test_reliability.py."""
     run_dir = _copy_run(search_run, tmp_path)
     (run_dir / "oracle.json").write_text("{}")
-    assert "oracle.json is damaged" in _one_line_error(_rerun(run_dir, search_run))
+    line = _one_line_error(_rerun(run_dir, search_run))
+    assert "oracle.json is damaged" in line and "--overwrite" not in line
 
 
 def test_a_garbled_tuner_file_is_rewritten_and_the_run_resumes(search_run, tmp_path):
@@ -100,38 +102,8 @@ def test_a_garbled_tuner_file_is_rewritten_and_the_run_resumes(search_run, tmp_p
 
 
 # -- finished, pruned and deleted trials --------------------------------------------------
-def test_rerunning_a_finished_pruned_search_trains_nothing(search_run, tmp_path):
-    args = ["--data-dir", search_run[1][1], "--directory", str(tmp_path), "--project-name", "p"]
-    first = run_module("tuning.search", *args, *SEARCH_ARGS, "--prune-checkpoints")
-    assert first.returncode == 0, first.stderr[-3000:]
-    before = (tmp_path / "p" / "trials.csv").read_text()
-    again = run_module("tuning.search", *args, *SEARCH_ARGS, "--prune-checkpoints")
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
-    rows = records.read_trials_csv(tmp_path / "p" / "trials.csv")
-    assert all(r["status"] == "COMPLETED" for r in rows)
-    strip = lambda text: [line.rsplit(",", 3)[0] for line in text.splitlines()]  # noqa: E731
-    assert strip((tmp_path / "p" / "trials.csv").read_text()) == strip(before)
-
-
-@pytest.mark.parametrize("damage", ["delete the folder", "garble history.json"])
-def test_a_deleted_or_garbled_trial_is_rerun_not_lost(search_run, tmp_path, damage):
-    run_dir = _copy_run(search_run, tmp_path)
-    rows = records.read_trials_csv(run_dir / "trials.csv")
-    victim = next(r for r in rows if r["round"] == 0 and r["status"] == "COMPLETED")
-    if damage == "delete the folder":
-        shutil.rmtree(run_dir / f"trial_{victim['trial_id']}")
-    else:
-        (run_dir / f"trial_{victim['trial_id']}" / "history.json").write_text("{garbled")
-    proc = _rerun(run_dir, search_run)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"trial {victim['trial_id']}:" in proc.stdout and "will be re-run" in proc.stdout
-    after = {r["trial_id"]: r for r in records.read_trials_csv(run_dir / "trials.csv")}
-    assert len(after) == len(rows) and all(r["status"] == "COMPLETED" for r in after.values())
-    again = after[victim["trial_id"]]
-    for key in ("blocks", "filters", "skip", "learning_rate", "target_epochs", "bracket"):
-        assert again[key] == victim[key]
-    assert again["epochs_trained"] == victim["epochs_trained"] > 0
+# a finished pruned search reruns nothing: tests/test_kill_points.py
+# damaged and deleted trials are re-run: tests/test_reliability.py
 
 
 # -- a diverged finalize, and valid JSON --------------------------------------------------
@@ -242,3 +214,89 @@ def test_a_run_json_of_the_wrong_shape_is_one_line(search_run, tmp_path, content
     line = _one_line_error(_rerun(run_dir, search_run))
     assert "run.json is damaged" in line and f"mv {run_dir} {run_dir}.damaged" in line
     assert "--overwrite" not in line  # it would delete the finished trials
+
+
+def test_the_memory_check_counts_the_batch_there_can_be(monkeypatch):
+    """--batch-size 100000 on 625 images trains batches of 625 (issue 25.6)."""
+    from tuning.machine import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 8 * 2**30)
+    with pytest.raises(ProjectError, match=r"batch 100000\) needs about"):
+        memory.check_fits(2, 64, 100_000, "the network")
+    assert memory.check_fits(2, 64, 100_000, "the network", images=625) is None
+    with pytest.raises(ProjectError, match=r"batch 20000\) needs about"):
+        memory.check_fits(2, 64, 100_000, "the network", images=20_000)
+
+
+def _fake_machine(tmp_path, cgroup: str, mounts: list[str], limits: dict[str, str]):
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "meminfo").write_text("MemTotal: 24683792 kB\nMemAvailable: 23068672 kB\n")  # 22 GiB
+    (proc / "self" / "cgroup").write_text(cgroup)
+    (proc / "self" / "mountinfo").write_text("".join(
+        f"{30 + i} 23 0:{28 + i} {m.replace('ROOT', str(tmp_path))}\n" for i, m in enumerate(mounts)
+    ))  # fmt: skip
+    for path, value in limits.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(value + "\n")
+    return proc
+
+
+V1_UNLIMITED = "9223372036854771712"
+
+
+@pytest.mark.parametrize(
+    "cgroup, mounts, limits, expected",
+    [
+        # cgroup v1 (this project's machine): the limit is on the process's own cgroup
+        ("4:memory:/process_api/abc\n0::/\n",
+         ["/ ROOT/cg/memory rw - cgroup cgroup rw,memory",
+          "/ ROOT/cg/unified rw - cgroup2 cgroup2 rw"],
+         {"cg/memory/memory.limit_in_bytes": V1_UNLIMITED,
+          "cg/memory/process_api/memory.limit_in_bytes": V1_UNLIMITED,
+          "cg/memory/process_api/abc/memory.limit_in_bytes": "5000000000"}, 5_000_000_000),
+        # cgroup v2: the tightest of the process's cgroup and those above it
+        ("0::/user.slice/app\n",
+         ["/ ROOT/cg rw - cgroup2 cgroup2 rw"],
+         {"cg/user.slice/app/memory.max": "max", "cg/user.slice/memory.max": "3000000000"},
+         3_000_000_000),
+        # a container without a cgroup namespace: its own cgroup is the mount's root
+        ("0::/docker/c1\n",
+         ["/docker/c1 ROOT/cg rw - cgroup2 cgroup2 rw"],
+         {"cg/memory.max": "2000000000"}, 2_000_000_000),
+        # no limit anywhere: MemAvailable
+        ("4:memory:/a\n0::/b\n",
+         ["/ ROOT/cg/memory rw - cgroup cgroup rw,memory", "/ ROOT/cg/u rw - cgroup2 cgroup2 rw"],
+         {"cg/memory/a/memory.limit_in_bytes": V1_UNLIMITED, "cg/u/b/memory.max": "max"},
+         22 * 2**30),
+    ],
+)  # fmt: skip
+def test_the_memory_limit_is_read_from_the_processs_own_cgroups(
+    tmp_path, cgroup, mounts, limits, expected
+):
+    from tuning.machine.memory import available_bytes
+
+    proc = _fake_machine(tmp_path, cgroup, mounts, limits)
+    assert available_bytes(proc, tmp_path / "nowhere") == expected
+
+
+def test_without_mountinfo_the_usual_cgroup_folders_are_read(tmp_path):
+    from tuning.machine.memory import available_bytes
+
+    proc = _fake_machine(tmp_path, "4:memory:/x\n", [], {"cg/memory/x/memory.limit_in_bytes": "7"})
+    (proc / "self" / "mountinfo").unlink()
+    assert available_bytes(proc, tmp_path / "cg") == 7
+
+
+def test_a_batch_larger_than_the_data_trains_from_the_command_line(data_dir, tmp_path):
+    """Refused as needing tens of GiB before; here also --precision mixed_float16."""
+    hp = json.dumps({"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.05})
+    proc = run_module(
+        "tuning.ablate", "--run-dir", str(tmp_path / "run"), "--data-dir", str(data_dir),
+        "--hyperparameters", hp, "--epochs", "1", "--seeds", "1", "--subset", "200",
+        "--batch-size", "100000", "--precision", "mixed_float16",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "2 trainings to run" in proc.stdout and "needs about" not in proc.stdout
+    meta = records.read_json(tmp_path / "run" / "ablation" / "ablation.json")
+    assert meta["definition"]["precision"] == "mixed_float16"

@@ -3,7 +3,8 @@
 Each kill is a fault point (``tuning.faults``): the command, a fresh process as a user runs
 it, SIGKILLs itself exactly there, so every boundary is hit on any machine, however busy.
 A resumed run must give the trials and rows of an uninterrupted one, none twice.
-The confirmation's kill is in ``tests/test_confirm.py`` (its ``resumed`` fixture).
+The confirmation's kill is in ``tests/test_confirm.py`` (its ``resumed`` fixture), the
+finalizer's in ``tests/test_end_to_end.py`` (its ``finalized`` fixture).
 """
 
 from __future__ import annotations
@@ -33,21 +34,24 @@ def _table(run_dir) -> list[tuple]:
 
 # SEARCH_ARGS's plan: 0000-0002 train 1 epoch, 0003 continues 0001 for 2, 0004 and 0005
 # train 3; 300 images in batches of 64 make 5 batches an epoch. Each step starts where
-# the one before was killed.
+# the one before stopped.
+KILL, CTRL_C = "kill_at", "interrupt_at"
 CHAIN = [
-    # (TUNING_KILL_AT, where it lands, what the next run must say)
-    ("search.before_trials", "run.json written, no trial yet", None),
+    # (how, at which fault point, where it lands, what the next run must say)
+    (KILL, "search.before_trials", "run.json written, no trial yet", None),
     # KerasTuner made trial_0001/ after 0000's result (the 4th trial file write: 0000's
     # start, its metrics, its end, 0001's start): an empty folder the oracle never recorded
-    ("oracle.trial_folder:4", "between trials, the next folder just made",
+    (KILL, "oracle.trial_folder:4", "between trials, the next folder just made",
      "trial 0001: interrupted while it was being created"),
     # 0001's trial.json written, oracle.json not yet
-    ("oracle.trial_file:1", "the next trial's file written, not recorded",
+    (KILL, "oracle.trial_file:1", "the next trial's file written, not recorded",
      "trial 0001: interrupted while it was being created"),
     # 0001 ended in its trial.json (start, metrics, end), oracle.json not yet: not retrained
-    ("oracle.trial_file:3", "a trial's end written, not recorded", "resuming: 2 trials"),
+    (KILL, "oracle.trial_file:3", "a trial's end written, not recorded", "resuming: 2 trials"),
     # batch 23: 0002 (5) and 0003 (10) done, 0004's second epoch (21-25) in progress
-    ("trial.batch:23", "mid-epoch, an epoch saved", "trial 0004: resuming from epoch 1"),
+    (KILL, "trial.batch:23", "mid-epoch, an epoch saved", "trial 0004: resuming from epoch 1"),
+    # Ctrl-C in 0004's second epoch, resumed from the first: that epoch ends, is saved, stop
+    (CTRL_C, "trial.batch:3", "Ctrl-C mid-epoch", "trial 0004: resuming from epoch 2"),
 ]  # fmt: skip
 
 
@@ -55,14 +59,20 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
     reference, args, _ = search_run
     args = [*args[:2], "--directory", str(tmp_path), "--project-name", "k"]
     run_dir = tmp_path / "k"
-    command = [*args, *SEARCH_ARGS, "--resume-every", "0"]  # a resume checkpoint every epoch
+    # a resume checkpoint every epoch; checkpoints no later round loads deleted as it goes
+    command = [*args, *SEARCH_ARGS, "--resume-every", "0", "--prune-checkpoints"]
     said = None
-    for kill_at, where, next_says in CHAIN:
-        proc = run_module("tuning.search", *command, kill_at=kill_at)
-        assert proc.returncode == KILLED, f"{kill_at}: not killed\n{proc.stderr[-3000:]}"
+    for how, point, where, next_says in CHAIN:
+        proc = run_module("tuning.search", *command, **{how: point})
+        code = KILLED if how == KILL else 130
+        assert proc.returncode == code, f"{point}: {proc.returncode}\n{proc.stderr[-3000:]}"
         if said:
             assert said in proc.stdout, f"after the kill {where}:\n{proc.stdout[-3000:]}"
         said = next_says
+    # the Ctrl-C: the epoch finished and saved, the command that resumes, no traceback
+    assert "stopping after the current epoch" in proc.stdout
+    assert "interrupted; resume with: python -m tuning.search --data-dir" in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = run_module("tuning.search", *command)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert said in proc.stdout
@@ -73,32 +83,19 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
         history = json.loads((run_dir / f"trial_{row['trial_id']}" / "history.json").read_text())
         epochs = [e["epoch"] for e in history["epochs"]]
         assert epochs == list(range(row["initial_epoch"] + 1, row["target_epochs"] + 1)), row
-    assert sorted(p.name for p in run_dir.iterdir()) == sorted(p.name for p in reference.iterdir())
+    finals = {"final", "final.partial"}  # what tests/test_end_to_end.py adds to the reference
+    assert {p.name for p in run_dir.iterdir()} == {p.name for p in reference.iterdir()} - finals
     assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
     assert not list(run_dir.rglob("*.tmp*"))
-
-
-def test_a_finalize_killed_before_its_result_is_in_place_starts_again(data_dir, tmp_path):
-    """Killed with final.partial/ complete (its model and report written, not renamed):
-    the rerun clears it and writes final/, with the same result (the same seed)."""
-    hp = json.dumps({"blocks": 1, "filters": 8, "skip": True, "learning_rate": 0.05})
-    run_dir = tmp_path / "run"
-    args = ["--run-dir", str(run_dir), "--data-dir", str(data_dir), "--hyperparameters", hp,
-            "--epochs", "1", "--subset", "300", "--batch-size", "64", "--verbose", "0",
-            "--precision", "mixed_bfloat16"]  # fmt: skip
-    killed = run_module("tuning.finalize", *args, kill_at="staged.commit")
-    assert killed.returncode == KILLED, killed.stderr[-3000:]
-    assert not (run_dir / "final").exists()
-    partial = json.loads((run_dir / "final.partial" / "report.json").read_text())
-    again = run_module("tuning.finalize", *args)
+    # pruned as it went, without changing the search; a rerun of the finished run trains
+    # nothing and takes no pruned checkpoint for damage
+    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
+    rows = records.read_trials_csv(run_dir / "trials.csv")
+    assert "disk:" in proc.stdout and all(r["disk_mb"] > 0 for r in rows)
+    again = run_module("tuning.search", *command)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "stale: deleting" in again.stdout and not (run_dir / "final.partial").exists()
-    report = json.loads((run_dir / "final" / "report.json").read_text())
-    assert report["precision"] == "mixed_bfloat16"
-    assert report["test_accuracy"] == partial["test_accuracy"]
-    assert sorted(p.name for p in (run_dir / "final").iterdir()) == [
-        "model.keras", "report.json", "report.md", "tensorboard"
-    ]  # fmt: skip
+    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
+    assert _table(run_dir) == _table(reference)
 
 
 def test_a_fault_point_kills_only_where_and_when_it_is_named():
@@ -123,7 +120,7 @@ def _copy(search_run, tmp_path):
 
 
 def test_folders_the_oracle_never_recorded_are_dropped_or_moved_aside(search_run, tmp_path):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     run_dir = _copy(search_run, tmp_path)
     oracle = (run_dir / "oracle.json").read_text()
@@ -141,10 +138,21 @@ def test_folders_the_oracle_never_recorded_are_dropped_or_moved_aside(search_run
     assert (run_dir / "unrecorded-trial_0008" / "notes.txt").read_text() == "mine"
     assert (run_dir / "oracle.json").read_text() == oracle  # nothing recorded changed
     assert repair_run(run_dir) == []  # and nothing left to do
+    # killed before the first trial was recorded: no oracle.json, the folder dropped
+    first = tmp_path / "first"
+    (first / "trial_0000").mkdir(parents=True)
+    assert "trial 0000: interrupted while it was being created" in repair_run(first)[0]
+    assert not (first / "trial_0000").exists()
+    # oracle.json lost while trials hold training: refused, nothing moved or deleted
+    (run_dir / "oracle.json").unlink()
+    before = sorted(p.name for p in run_dir.iterdir())
+    with pytest.raises(ProjectError, match="oracle.json is missing, yet trial folders hold"):
+        repair_run(run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == before
 
 
 def test_a_trial_whose_end_was_written_but_not_recorded_is_not_trained_again(search_run, tmp_path):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     run_dir = _copy(search_run, tmp_path)
     state = json.loads((run_dir / "oracle.json").read_text())
@@ -161,7 +169,7 @@ def test_a_trial_whose_end_was_written_but_not_recorded_is_not_trained_again(sea
 
 
 def test_no_damage_message_recommends_overwrite(search_run, tmp_path):
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     run_dir = _copy(search_run, tmp_path)
     state = json.loads((run_dir / "oracle.json").read_text())

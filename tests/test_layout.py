@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("hypermodels", ["hypermodels"]),
     ("foundations", ["tuning", "tuning.errors", "tuning.stats", "tuning.plan", "tuning.data",
-                     "tuning.kt_internals", "tuning.schedule", "tuning.config", "tuning.faults"]),
+                     "tuning.kt_internals", "tuning.schedule", "tuning.config", "tuning.faults",
+                     "tuning.output"]),
     ("run directory", ["tuning.rundir"]),
     ("machine", ["tuning.machine"]),
     ("what a run shows", ["tuning.show"]),

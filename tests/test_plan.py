@@ -72,10 +72,31 @@ def test_estimate_is_epochs_times_flops_over_rate_plus_trial_start_up():
     )
 
 
-def test_calibration_measures_a_positive_rate_and_start_up():
-    from hypermodels import SearchSpace
-    from tuning.retrain.training import calibrate
+class ScriptedClock:
+    """``time`` for the calibration: each ``perf_counter()`` returns the next scripted time
+    (it runs out, failing the test, if the calibration reads the clock more often)."""
 
-    measured = calibrate(SearchSpace(blocks_min=1, blocks_max=1, filters=(8,)), 16, "float32")
-    assert 1e6 < measured.flops_per_second < 1e14  # a CPU's training rate, in FLOP/s
-    assert 0.0 < measured.trial_start_s < 60.0  # building and tracing take time
+    def __init__(self, times: list[float]) -> None:
+        self.times = iter(times)
+
+    def perf_counter(self) -> float:
+        return next(self.times)
+
+
+def test_calibration_turns_its_timestamps_into_a_rate_and_a_start_up(monkeypatch):
+    """A real (tiny) training, timed by a scripted clock: started at 0, its five batches
+    end at 2.0, 2.5, ... 4.0 (a steady 0.5 s step after a first one with 1.5 s of building
+    and tracing) and validation ends at 5.0 (1 s: a third of a step's FLOPs plus its
+    tracing)."""
+    from hypermodels import SearchSpace
+    from tuning.machine.cost import forward_flops
+    from tuning.retrain.calibration import calibrate
+
+    clock = ScriptedClock([0.0, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0])
+    monkeypatch.setitem(calibrate.__globals__, "time", clock)
+    space = SearchSpace(blocks_min=1, blocks_max=3, filters=(8, 16, 32))
+    measured = calibrate(space, 16, "float32", steps=4)
+    # the middle network (2 blocks x 16 filters): 3 forward passes per image per step
+    assert measured.flops_per_second == pytest.approx(3 * forward_flops(2, 16) * 16 / 0.5)
+    assert measured.trial_start_s == pytest.approx((2.0 - 0.5) + (5.0 - 4.0 - 0.5 / 3))
+    assert next(clock.times, None) is None  # every timestamp was taken

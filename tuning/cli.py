@@ -39,6 +39,7 @@ from tuning.config import (
 )
 from tuning.errors import EnvironmentFailure, ProjectError, UsageError, environment_failure
 from tuning.machine.precision import CHOICES as PRECISIONS
+from tuning.output import READER_GONE, READER_GONE_STATUS, ReaderGuard, guard_output
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -74,6 +75,8 @@ def run_cli(
             raise
         return _fail(f"{prog}: error: {EnvironmentFailure(what, exc)}", 1, leave_at_once)
     except KeyboardInterrupt:
+        if READER_GONE.is_set():  # stopped because the output's reader went away
+            return READER_GONE_STATUS
         args = list(sys.argv[1:] if argv is None else argv)
         print(
             f"\n{prog}: interrupted; {interrupted}: {shlex.join([*prog.split(), *args])}",
@@ -94,13 +97,22 @@ def _fail(message: str, code: int, leave_at_once: bool) -> int:
         return code
     sys.stdout.flush()
     sys.stderr.flush()
-    os.write(2, (message + "\n").encode())
+    with contextlib.suppress(OSError):  # stderr's reader may be gone
+        os.write(2, (message + "\n").encode())
     os._exit(code)
 
 
 def command(prog: str, main: Callable[[Sequence[str] | None], int], **kwargs) -> NoReturn:
     """A console command's whole life: run it, then exit with its status."""
-    sys.exit(run_cli(prog, main, leave_at_once=True, **kwargs))
+    guard_output()
+    code = run_cli(prog, main, leave_at_once=True, **kwargs)
+    ReaderGuard.stopping = False  # the end: nothing left to stop
+    try:
+        sys.stdout.flush()  # the rest of a block-buffered pipe, whose reader may be gone
+        sys.stderr.flush()
+    except KeyboardInterrupt:
+        pass
+    sys.exit(READER_GONE_STATUS if READER_GONE.is_set() else code)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,8 @@ The points, in the order a run reaches them:
 - ``overwrite.deleting``: ``--overwrite`` has deleted one entry of the run and not the
   rest (``rundir/folders.py``).
 
-Unset (every user's case), a fault point costs one environment lookup.
+``TUNING_INTERRUPT_AT`` (same form) sends a SIGINT instead, a Ctrl-C at an exact point.
+Unset (every user's case), a fault point costs two environment lookups.
 """
 
 from __future__ import annotations
@@ -32,35 +33,39 @@ import os
 import signal
 
 ENV = "TUNING_KILL_AT"
-_reached: dict[str, int] = {}
+# The same, with a Ctrl-C (SIGINT) instead: the graceful stop, at an exact point.
+INTERRUPT_ENV = "TUNING_INTERRUPT_AT"
+SIGNALS = {ENV: signal.SIGKILL, INTERRUPT_ENV: signal.SIGINT}
+_reached: dict[tuple[str, str], int] = {}
 
 
-def target() -> tuple[str, int] | None:
-    """The point ``TUNING_KILL_AT`` names and the time it is reached to kill at, or None."""
-    spec = os.environ.get(ENV, "").strip()
+def target(env: str = ENV) -> tuple[str, int] | None:
+    """The point ``env`` names and the time it is reached to signal at, or None."""
+    spec = os.environ.get(env, "").strip()
     if not spec:
         return None
     name, _, count = spec.partition(":")
     try:
         n = int(count) if count else 1
     except ValueError:
-        raise ValueError(f"{ENV}={spec!r}: expected NAME or NAME:N (N >= 1)") from None
+        n = 0
     if n < 1:
-        raise ValueError(f"{ENV}={spec!r}: expected NAME or NAME:N (N >= 1)")
+        raise ValueError(f"{env}={spec!r}: expected NAME or NAME:N (N >= 1)")
     return name, n
 
 
 def armed(name: str) -> bool:
-    """Whether ``TUNING_KILL_AT`` names this point (to hook in a costly one only then)."""
-    wanted = target()
-    return wanted is not None and wanted[0] == name
+    """Whether a fault variable names this point (to hook in a costly one only then)."""
+    return any((target(env) or ("", 0))[0] == name for env in SIGNALS)
 
 
 def fault_point(name: str) -> None:
-    """SIGKILL this process here if ``TUNING_KILL_AT`` names this point and this time."""
-    wanted = target()
-    if wanted is None or wanted[0] != name:
-        return
-    _reached[name] = _reached.get(name, 0) + 1
-    if _reached[name] == wanted[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Signal this process here if ``TUNING_KILL_AT`` or ``TUNING_INTERRUPT_AT`` names
+    this point and this time."""
+    for env, signum in SIGNALS.items():
+        wanted = target(env)
+        if wanted is None or wanted[0] != name:
+            continue
+        _reached[env, name] = _reached.get((env, name), 0) + 1
+        if _reached[env, name] == wanted[1]:
+            os.kill(os.getpid(), signum)

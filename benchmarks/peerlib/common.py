@@ -6,7 +6,7 @@ so that a move inside ``tuning`` is re-pointed in one place:
 
 - ``tuning.engine.trial_training_set``: which training images a trial sees;
 - ``tuning.machine.precision.resolve``: ``--precision auto``'s choice;
-- ``tuning.retrain.training.calibrate``: the training rate (GFLOP/s), kept with each row;
+- ``tuning.retrain.calibration.calibrate``: the training rate (GFLOP/s), kept with each row;
 - ``tuning.errors.ProjectError``: the project's one-line errors (a missing data folder).
 
 Nothing here imports TensorFlow at import time: a bad flag is refused in well under a second.
@@ -75,7 +75,7 @@ def resolve_precision(requested: str) -> str:
 
 def gflops(precision: str) -> float:
     """The project's cost calibration: a few timed training steps of a mid-sized network."""
-    from tuning.retrain.training import calibrate
+    from tuning.retrain.calibration import calibrate
 
     return calibrate(SPACE, BATCH_SIZE, precision).flops_per_second / 1e9
 

@@ -32,7 +32,7 @@ from tuning.machine.cost import Calibration, estimate_seconds, format_duration
 from tuning.machine.memory import check_fits
 from tuning.machine.precision import PrecisionChoice, choose
 from tuning.plan import Plan, hyperband_plan
-from tuning.retrain.training import calibrate
+from tuning.retrain.calibration import calibrate
 from tuning.rundir import records
 from tuning.rundir.folders import (
     RUN_FILE,
@@ -223,8 +223,9 @@ def preflight(config: SearchConfig, splits, policy: str):
     from hypermodels.resnet import ResNetHyperModel
 
     largest = config.space.largest()
+    images = min(config.trial_images or len(splits.y_train), len(splits.y_train))
     warning = check_fits(largest["blocks"], largest["filters"], config.batch_size,
-                         "the largest network of the space")  # fmt: skip
+                         "the largest network of the space", images=images)  # fmt: skip
     if warning:
         print(warning, flush=True)
     hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy)
@@ -236,7 +237,7 @@ def preflight(config: SearchConfig, splits, policy: str):
 def build_tuner(config: SearchConfig, cluster: Cluster, status: str, hypermodel, strategy, plan):
     """TensorFlow set up for this process and the tuner ready."""
     from tuning.engine.tuner import ResNetHyperband
-    from tuning.rundir.resume import repair_run
+    from tuning.rundir.repair import repair_run
 
     if config.deterministic:
         import tensorflow as tf

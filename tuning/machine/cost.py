@@ -4,7 +4,7 @@ Cost model: the training FLOPs of each network of the space (3x the forward pass
 forward, input gradients, weight gradients) times a rate measured here, on this machine and
 at this precision, by timing a few training steps of one mid-sized network of the space,
 plus each trial's start-up (building the model, tracing its train and validation steps),
-timed on the same network (``tuning.retrain.training.calibrate`` measures both).
+timed on the same network (``tuning.retrain.calibration.calibrate`` measures both).
 Hyperband draws round-0 trials uniformly, so the mean over the space is what an epoch costs
 on average. Small networks run at a lower FLOP rate than the calibration network and large
 ones at a higher one, so read the figure as "within a factor of about 2".

@@ -52,10 +52,11 @@ def ablation_locked(config: AblationConfig) -> list[dict]:
     config.lr_schedule.check_epochs(epochs)
     settings = inherited_settings(config.run_dir, config.options)
     filters = choice.hyperparameters["filters"]
-    warning = check_fits(max(depths), filters, settings.batch_size, "the deepest network")
+    splits = load_splits(settings.data_dir, settings.seed, subset=settings.subset)
+    warning = check_fits(max(depths), filters, settings.batch_size, "the deepest network",
+                         images=len(splits.y_train))  # fmt: skip
     if warning:
         print(warning, flush=True)
-    splits = load_splits(settings.data_dir, settings.seed, subset=settings.subset)
     out = config.run_dir / records.ABLATION_DIR
     definition = ablation_definition(choice, epochs, settings, splits, config.lr_schedule)
     claim_ablation_dir(out, definition, config.overwrite)

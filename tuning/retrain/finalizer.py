@@ -69,13 +69,14 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     staged = StagedFolder(config.run_dir / "final", config.overwrite)
     staged.check()
     hp = choice.hyperparameters
+    data = load_fit_data(settings, config.train_on)
     for warning in (
         confirmation_note(choice),
-        check_fits(hp["blocks"], hp["filters"], settings.batch_size, "the final network"),
-    ):
+        check_fits(hp["blocks"], hp["filters"], settings.batch_size, "the final network",
+                   images=len(data.y)),
+    ):  # fmt: skip
         if warning:
             print(warning, flush=True)
-    data = load_fit_data(settings, config.train_on)
     folder = staged.start()
     searched = choice.hyperparameters["learning_rate"]
     peak_lr, schedule_text = (

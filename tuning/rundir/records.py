@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,17 @@ def is_temporary(name: str) -> bool:
 
 def remove_stale_temporaries(folder: Path) -> int:
     """Delete the temporary files a killed writer left (``.<name>.<random>.tmp`` and the
-    ``.tmp`` checkpoints); only the lock holder may call this. Returns how many."""
+    ``.tmp`` checkpoints) and the folders a killed deletion left (``.<name>.deleting.tmp``,
+    ``tuning.rundir.folders``); only the lock holder may call this. Returns how many."""
     removed = 0
-    for path in Path(folder).rglob(".*.tmp*"):
-        if path.is_file() and not path.is_symlink():
+    for path in sorted(Path(folder).rglob(".*.tmp*")):
+        if path.is_symlink() or not path.exists():
+            continue
+        if path.is_file():
             path.unlink(missing_ok=True)
+            removed += 1
+        elif path.is_dir() and path.name.endswith(".deleting.tmp"):
+            shutil.rmtree(path, ignore_errors=True)
             removed += 1
     return removed
 

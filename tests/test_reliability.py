@@ -173,7 +173,8 @@ def test_same_seed_same_hyperparameters_and_deterministic_scores(data_dir, tmp_p
 
 
 def test_another_seed_draws_other_hyperparameters():
-    from tuning.engine.oracle import AtomicHyperbandOracle, draw_fresh
+    from tuning.engine.oracle import AtomicHyperbandOracle
+    from tuning.kt_internals import draw_fresh
 
     def draws(seed: int) -> list[float]:
         import keras_tuner

@@ -20,7 +20,6 @@ Each row also keeps the validation accuracy after every epoch (``val_curve``).
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import math
 import statistics
@@ -112,13 +111,12 @@ def train_one(splits, shape, seed: int, args) -> dict:
 
 
 def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != FIELDS:
-            raise SystemExit(f"{path} was written with other columns; give a new --out")
-        return list(reader)
+    from tuning.rundir.records import read_csv_rows
+
+    rows = read_csv_rows(path, FIELDS)
+    if rows is None:
+        raise SystemExit(f"{path} was written with other columns; give a new --out")
+    return rows
 
 
 def append_row(path: Path, row: dict) -> None:

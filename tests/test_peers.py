@@ -222,37 +222,10 @@ def synthetic(folder: Path) -> tuple[Path, dict[str, list[float]]]:
         "ours": [(4, 64, True), (3, 64, True), (4, 64, False)],
         "optuna": [(1, 32, False), (2, 64, True), (4, 64, True)],
     }
-    fields = [
-        "searcher",
-        "seed",
-        "subset",
-        "trial_images",
-        "recipe",
-        "precision",
-        "budget_s",
-        "wall_s",
-        "trials_finished",
-        "blocks",
-        "filters",
-        "skip",
-        "learning_rate",
-        "own_val_accuracy",
-        "own_val_kind",
-        "yardstick_score",
-        "regret",
-        "gflops",
-        "finished_at",
-    ]
-    pick_fields = [
-        "searcher",
-        "seed",
-        "seconds",
-        "blocks",
-        "filters",
-        "skip",
-        "learning_rate",
-        "own_val_accuracy",
-    ]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from peerlib.table import FIELDS as fields
+    from peerlib.table import PICK_FIELDS as pick_fields
+
     rows, picks, regrets = [], [], {}
     for name, shapes in picked.items():
         for seed, (blocks, filters, skip) in enumerate(shapes):

@@ -33,6 +33,7 @@ from tuning.config import (
 )
 from tuning.data import load_splits, resolve_source, validate_subset
 from tuning.errors import ProjectError
+from tuning.rundir.records import read_csv_rows, write_csv_rows  # noqa: F401  (for table)
 
 SPACE = SearchSpace()  # the default four hyperparameters, as the default search has them
 SPACE_NAMES = ("blocks", "filters", "skip", "learning_rate")

@@ -7,13 +7,12 @@ before its row, replacing any left by an earlier attempt that died before its ro
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import os
 from pathlib import Path
 
-from peerlib.common import Job, Outcome, UsageError
+from peerlib.common import Job, Outcome, UsageError, read_csv_rows, write_csv_rows
 from peerlib.yardstick import Yardstick
 
 FIELDS = [
@@ -52,25 +51,14 @@ SETUP = ("subset", "recipe", "precision")
 
 
 def read(path: Path, fields: list[str] = FIELDS) -> list[dict]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames != fields:
-            raise UsageError(f"{path} was written with other columns; give another file")
-        return list(reader)
+    rows = read_csv_rows(path, fields)
+    if rows is None:
+        raise UsageError(f"{path} was written with other columns; give another file")
+    return rows
 
 
 def _write(path: Path, fields: list[str], rows: list[dict], mode: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = mode == "w" or not path.is_file() or path.stat().st_size == 0
-    with path.open(mode, newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        if header:
-            writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
+    write_csv_rows(path, fields, rows, mode)
 
 
 def append(path: Path, row: dict) -> None:

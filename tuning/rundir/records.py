@@ -152,16 +152,34 @@ def write_csv(path: str | os.PathLike, field_types: dict[str, type], rows: list[
 def append_csv_row(path: str | os.PathLike, fields: list[str], row: dict) -> None:
     """One row appended to a results CSV (its header first when the file is new), flushed:
     what a resumable benchmark writes after each training, so a kill loses at most that one."""
+    write_csv_rows(path, fields, [row], "a")
+
+
+def write_csv_rows(path: str | os.PathLike, fields: list[str], rows: list[dict],
+                   mode: str = "a") -> None:  # fmt: skip
+    """Rows appended (``mode="a"``) or written anew (``"w"``), the header where the file
+    starts, flushed and synced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.is_file()
-    with path.open("a", newline="") as f:
+    header = mode == "w" or not path.is_file() or path.stat().st_size == 0
+    with path.open(mode, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
-        if new:
+        if header:
             writer.writeheader()
-        writer.writerow(row)
+        writer.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_csv_rows(path: str | os.PathLike, fields: list[str]) -> list[dict] | None:
+    """A benchmark's rows as text ([] for no file), or None when the file holds other
+    columns (the caller says what to do: two experiments must not mix in one file)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader) if reader.fieldnames == fields else None
 
 
 def write_trials_csv(path: str | os.PathLike, rows: list[dict]) -> None:

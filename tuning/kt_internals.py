@@ -62,11 +62,6 @@ def protos():
     return module
 
 
-def retry_queue(oracle) -> list[str]:
-    """The oracle's queue of trial ids to run again (KerasTuner's ``_retry_queue``)."""
-    return oracle._retry_queue
-
-
 def draw_fresh(oracle, n: int) -> list[dict]:
     """An oracle's next n fresh configurations, each recorded as a (never run) trial the way
     KerasTuner records one: what a search would draw, without training. For any KerasTuner
@@ -219,5 +214,4 @@ __all__ = [
     "oracle_chief_module",
     "oracle_client_module",
     "protos",
-    "retry_queue",
 ]

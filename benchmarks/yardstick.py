@@ -125,6 +125,11 @@ def append_row(path: Path, row: dict) -> None:
     append_csv_row(path, FIELDS, row)
 
 
+def shape_of(row: dict) -> tuple[int, int, bool]:
+    """A row's shape, whether read back from the CSV (text) or just trained (values)."""
+    return int(row["blocks"]), int(row["filters"]), str(row["skip"]) == "True"
+
+
 def shape_name(blocks, filters, skip) -> str:
     return f"{blocks} x {filters}, skip {'on' if str(skip) == 'True' else 'off'}"
 
@@ -134,9 +139,7 @@ def ranking(rows: list[dict], column: str = "val_accuracy_tta") -> list[dict]:
     95% t interval (seeds share the split and the initial draw, so pairing removes both)."""
     by: dict[tuple, dict[str, float]] = {}
     for r in rows:
-        by.setdefault((int(r["blocks"]), int(r["filters"]), r["skip"]), {})[r["seed"]] = float(
-            r[column]
-        )
+        by.setdefault(shape_of(r), {})[int(r["seed"])] = float(r[column])
     means = {shape: statistics.mean(v.values()) for shape, v in by.items()}
     best = max(means, key=means.get)
     out = []
@@ -161,6 +164,15 @@ def ranking(rows: list[dict], column: str = "val_accuracy_tta") -> list[dict]:
     return out
 
 
+def contenders(rows: list[dict], points: float) -> set[tuple[int, int, bool]]:
+    """The shapes whose mean score is within ``points`` (0.01 accuracy each) of the best."""
+    if not rows:
+        raise SystemExit("--within needs rows of other seeds in --out to judge by")
+    table = ranking(rows)
+    best = table[0]["mean"]
+    return {r["shape"] for r in table if best - r["mean"] <= points / 100 + 1e-12}
+
+
 def summary(rows: list[dict]) -> str:
     lines = [
         "| rank | shape | val accuracy with flip TTA, per seed | mean | gap to the best, "
@@ -170,9 +182,7 @@ def summary(rows: list[dict]) -> str:
     single = {tuple(r["shape"]): r["mean"] for r in ranking(rows, "val_accuracy")}
     secs: dict[tuple, list[float]] = {}
     for r in rows:
-        secs.setdefault((int(r["blocks"]), int(r["filters"]), r["skip"]), []).append(
-            float(r["seconds"])
-        )
+        secs.setdefault(shape_of(r), []).append(float(r["seconds"]))
     for i, r in enumerate(ranking(rows), 1):
         gap = (
             "-"
@@ -201,6 +211,13 @@ def main() -> int:
     p.add_argument("--weight-decay", type=float, default=DEFAULT_FINAL_WEIGHT_DECAY)
     p.add_argument("--bn-momentum", type=float, default=DEFAULT_BN_MOMENTUM)
     p.add_argument("--shapes", help="e.g. 2x64off,3x64on (default: all 16)")
+    p.add_argument(
+        "--within",
+        type=float,
+        metavar="POINTS",
+        help="only the shapes whose mean over the other seeds in --out is within POINTS "
+        "of the best (the contenders that another seed should separate)",
+    )
     p.add_argument("--precision", default="auto")
     p.add_argument("--out", default=DEFAULT_OUT)
     p.add_argument("--summary", action="store_true", help="only print the ranking from --out")
@@ -210,13 +227,17 @@ def main() -> int:
     if args.summary:
         print(summary(rows))
         return 0
+    shapes = SHAPES if not args.shapes else [parse_shape(s) for s in args.shapes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.within is not None:  # judged on the other seeds' rows, so a resume agrees
+        earlier = [r for r in rows if int(r["seed"]) not in seeds]
+        shapes = [s for s in shapes if s in contenders(earlier, args.within)]
     from tuning.data import load_splits
     from tuning.machine.precision import resolve
 
     args.precision = resolve(args.precision)
-    shapes = SHAPES if not args.shapes else [parse_shape(s) for s in args.shapes.split(",")]
     done = {key_of(r) for r in rows}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seeds:
         splits = load_splits(args.data_dir, seed, VALID_FRACTION)
         for shape in shapes:
             probe = dict(zip(("blocks", "filters", "skip"), shape, strict=True))

@@ -223,3 +223,18 @@ def test_a_foreign_csv_from_the_command_line(tmp_path):
     assert proc.stderr.startswith("fidelity: ") and "not a yardstick CSV" in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stdout == "" and not (tmp_path / "o.csv").exists()
+
+
+def test_yardstick_ranking_joins_rows_read_back_and_rows_just_trained(tmp_path):
+    """A resumed yardstick holds seed 0 as text from the CSV and seed 1 as the values just
+    trained: one shape is one row of the ranking, and --within picks the contenders."""
+    path = write_yardstick(tmp_path / "y.csv", seeds=(0,))
+    rows = yardstick.read_rows(path)
+    blocks, filters, skip = SHAPES[0]  # the best
+    fresh = dict(rows[0], blocks=blocks, filters=filters, skip=skip, seed=1, val_accuracy_tta=0.951)
+    table = yardstick.ranking([*rows, fresh])
+    assert len(table) == 16
+    assert table[0]["shape"] == SHAPES[0] and table[0]["scores"] == [0.949, 0.951]
+    # Seed 0: shape i scores 0.949 - 0.002 i; within 0.5 points of the best: shapes 0-2.
+    assert yardstick.contenders(rows, 0.5) == set(SHAPES[:3])
+    assert yardstick.contenders(rows, 0.0) == {SHAPES[0]}

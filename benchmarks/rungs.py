@@ -18,10 +18,12 @@ The trial recipes:
   best of its first r epochs: a continued trial goes on from its parent's weights).
 - ``budget``: the final recipe compressed to the trial's own budget, from scratch for
   every rung: warm-up over the first tenth of the steps, cosine decay to 0 at the rung's
-  last epoch, flip + translate + erase, decoupled weight decay 1e-2 (the finalizer's).
+  last epoch (``hypermodels.trial_schedule``), flip + translate + erase, decoupled weight
+  decay 1e-2 (the finalizer's).
 - ``restart``: the same compressed recipe, but a continued trial goes on from its parent's
   weights with a new warm-up and decay over its own epochs (a warm restart): rung 3 is
-  rung 1's network trained 2 more epochs, rung 9 rung 3's trained 6 more.
+  rung 1's network trained 2 more epochs, rung 9 rung 3's trained 6 more. This is what
+  the search's ``--trial-schedule budget`` does with KerasTuner's continuation.
 
 Each row is one (recipe, shape, rate, rung, trial images, seed); rows are appended as each
 training ends, so an interrupted run resumes where it stopped (rerun the same command).
@@ -44,6 +46,7 @@ import fidelity  # noqa: E402
 import yardstick  # noqa: E402
 
 from hypermodels.recipe import Recipe  # noqa: E402
+from hypermodels.trial_schedule import budget_steps  # noqa: E402
 from tuning.config import (  # noqa: E402
     DEFAULT_BATCH_SIZE,
     DEFAULT_FINAL_AUGMENT,
@@ -57,7 +60,6 @@ DEFAULT_OUT = "docs/results/rungs.csv"
 DEFAULT_SUMMARY = "docs/results/rungs_fidelity.csv"
 DEFAULT_PLOT = "docs/img/rungs.png"
 RECIPES = ("constant", "budget", "restart")
-WARMUP_FRACTION = 0.1  # of a budgeted trial's steps (the finalizer's 1 of 32-36 epochs: 3%)
 FIELDS = ["recipe", "blocks", "filters", "skip", "seed", "rate", "rung", "train_images",
           "precision", "val_accuracy", "val_accuracy_last", "train_accuracy", "seconds",
           "val_curve"]  # fmt: skip
@@ -77,13 +79,6 @@ def trial_recipe(name: str) -> Recipe:
         weight_decay=DEFAULT_FINAL_WEIGHT_DECAY,
         augment=DEFAULT_FINAL_AUGMENT,
     )
-
-
-def budget_schedule(peak: float, steps: int):
-    """Warm-up over the first tenth of ``steps``, then cosine decay to 0 at ``steps``."""
-    from hypermodels.optim import warmup_cosine
-
-    return warmup_cosine(peak, steps, max(1, math.ceil(WARMUP_FRACTION * steps)))
 
 
 def segments(recipe: str, rungs: list[int]) -> list[tuple[int, int, bool, list[int]]]:
@@ -120,13 +115,14 @@ def train_segment(data, valid, shape, rate, recipe_name, epochs, seed, stats, pr
     import keras
 
     from hypermodels.inputs import as_dataset
+    from hypermodels.optim import warmup_cosine
     from hypermodels.resnet import build_resnet
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     x, y = data
-    steps = math.ceil(len(y) / DEFAULT_BATCH_SIZE) * epochs
-    lr = rate if recipe_name == "constant" else budget_schedule(rate, steps)
+    steps = budget_steps(epochs, math.ceil(len(y) / DEFAULT_BATCH_SIZE))
+    lr = rate if recipe_name == "constant" else warmup_cosine(rate, *steps)
     blocks, filters, skip = shape
     model = build_resnet(blocks, filters, skip, lr, trial_recipe(recipe_name), *stats,
                          precision=precision)  # fmt: skip

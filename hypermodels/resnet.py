@@ -24,9 +24,10 @@ from hypermodels import _leakfix
 from hypermodels.augment import augmentation
 from hypermodels.batchnorm import FusedBatchNormalization
 from hypermodels.inputs import arrays_as_datasets
-from hypermodels.optim import compile_model
+from hypermodels.optim import compile_model, warmup_cosine
 from hypermodels.recipe import KERAS_BN_MOMENTUM, Recipe
 from hypermodels.space import SearchSpace
+from hypermodels.trial_schedule import TrialSchedule
 
 _leakfix.install()  # flat memory across many models in one process (see _leakfix)
 # Each trial or training is a new model, so TensorFlow's retracing warnings say nothing here.
@@ -198,6 +199,9 @@ class ResNetHyperModel(keras_tuner.HyperModel):
 
     ``fit`` is where per-trial data handling belongs (KerasTuner's guide): arrays become
     our own ``tf.data`` pipeline (``hypermodels.inputs``) before Keras sees them.
+    ``trial_schedule`` sets how the rate moves within a trial
+    (``hypermodels.trial_schedule``); the schedule is the optimizer's, so a trial resumed
+    from its checkpoint goes on where it stopped.
     """
 
     def __init__(
@@ -207,6 +211,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         variance: np.ndarray | None = None,
         recipe: Recipe | None = None,
         precision: str | None = None,
+        trial_schedule: TrialSchedule | None = None,
     ) -> None:
         super().__init__(name="resnet")
         self.space = space or SearchSpace()
@@ -214,9 +219,13 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         self.variance = variance
         self.recipe = recipe or Recipe()
         self.precision = precision
+        self.trial_schedule = trial_schedule or TrialSchedule()
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         values = hp_values(hp, self.space)
+        steps = self.trial_schedule.steps(hp.values)
+        if steps is not None:
+            values["learning_rate"] = warmup_cosine(values["learning_rate"], *steps)
         return build_resnet(
             **values,
             recipe=self.recipe,

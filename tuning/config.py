@@ -17,6 +17,7 @@ from pathlib import Path
 
 from hypermodels.recipe import Recipe
 from hypermodels.space import SearchSpace
+from hypermodels.trial_schedule import TRIAL_SCHEDULES
 from tuning.errors import UsageError
 from tuning.schedule import SCHEDULES, Schedule  # noqa: F401  (re-exported)
 
@@ -46,6 +47,9 @@ DEFAULT_BN_MOMENTUM = 0.9
 # The search's training recipe around the four searched hyperparameters (docs/accuracy.md).
 DEFAULT_RECIPE = Recipe(momentum=DEFAULT_MOMENTUM, bn_momentum=DEFAULT_BN_MOMENTUM)
 DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (None: all)
+# How the rate moves within a trial (hypermodels.trial_schedule): "constant", or "budget",
+# the final recipe's warm-up + cosine compressed to each trial's own epochs.
+DEFAULT_TRIAL_SCHEDULE = "constant"
 DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
 DEFAULT_WARMUP_EPOCHS = 1
 # finalize epochs = factor x the best trial's lineage epochs; 4 with translation (phase 5 of
@@ -148,6 +152,7 @@ class SearchConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     recipe: Recipe = DEFAULT_RECIPE
     trial_images: int | None = DEFAULT_TRIAL_IMAGES
+    trial_schedule: str = DEFAULT_TRIAL_SCHEDULE
     seed: int = DEFAULT_SEED
     subset: int | None = None
     precision: str = "auto"
@@ -182,6 +187,11 @@ class SearchConfig:
             raise UsageError(
                 f"--sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
             )
+        if self.trial_schedule not in TRIAL_SCHEDULES:
+            raise UsageError(
+                f"--trial-schedule must be one of {', '.join(TRIAL_SCHEDULES)}, "
+                f"not {self.trial_schedule!r}"
+            )
         if self.strategy not in STRATEGIES:
             raise UsageError(
                 f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
@@ -213,7 +223,12 @@ class SearchConfig:
         return Path(self.directory) / self.project_name
 
     def definition(self, data_sha256: dict[str, str], policy: str) -> dict:
-        """What makes two runs the same experiment (not where they write, nor verbosity)."""
+        """What makes two runs the same experiment (not where they write, nor verbosity).
+
+        ``trial_schedule`` is recorded only when it is not "constant": runs made before it
+        existed trained that way, and their definition stays the same."""
+        constant = self.trial_schedule == "constant"
+        schedule = {} if constant else {"trial_schedule": self.trial_schedule}
         return {
             "precision": policy,
             "space": self.space.to_dict(),
@@ -224,6 +239,7 @@ class SearchConfig:
             "batch_size": self.batch_size,
             **self.recipe.to_dict(),
             "trial_images": self.trial_images,
+            **schedule,
             "seed": self.seed,
             "deterministic": self.deterministic,
             "subset": self.subset,

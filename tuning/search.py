@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from hypermodels.trial_schedule import TRIAL_SCHEDULES
 from tuning import cli
 from tuning.config import (
     DEFAULT_BATCH_SIZE,
@@ -22,6 +23,7 @@ from tuning.config import (
     DEFAULT_SAMPLER,
     DEFAULT_SEED,
     DEFAULT_TRIAL_IMAGES,
+    DEFAULT_TRIAL_SCHEDULE,
     SAMPLERS,
     SearchConfig,
     make_recipe,
@@ -112,6 +114,15 @@ def _add_training_args(p) -> None:
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="(%(default)s)")
     p.add_argument("--momentum", type=float, default=DEFAULT_MOMENTUM, help="SGD (%(default)s)")
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument(
+        "--trial-schedule",
+        choices=TRIAL_SCHEDULES,
+        default=DEFAULT_TRIAL_SCHEDULE,
+        help="the rate within a trial: 'constant' (the searched rate throughout) or 'budget' "
+        "(a warm-up over the first tenth of the trial's steps, then cosine decay to 0 at its "
+        "last epoch, from the searched rate; a continued trial restarts it over the epochs "
+        "it adds) (%(default)s)",
+    )
     p.add_argument(
         "--bn-momentum",
         type=float,

@@ -27,8 +27,17 @@ class AtomicSaveBestEpoch(SaveBestEpochAdapter):
             tmp.unlink(missing_ok=True)
 
 
+# What history.json keeps per epoch besides the metrics: not handed to KerasTuner as metrics
+# (a metric "learning_rate" would clash with the hyperparameter in TensorBoard's HParams).
+NOT_METRICS = ("epoch", "seconds", "lr_at_end")
+
+
 class EpochRecorder(keras.callbacks.Callback):
-    """Writes per-epoch metrics to history.json and fails the trial on a NaN/inf loss."""
+    """Writes per-epoch metrics to history.json and fails the trial on a NaN/inf loss.
+
+    Each epoch also records the optimizer's learning rate after its last step
+    (``lr_at_end``): with ``--trial-schedule budget`` it reaches 0 at the trial's end.
+    """
 
     def __init__(self, path: str | Path, values: dict) -> None:
         super().__init__()
@@ -55,6 +64,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t0, 3)}
         entry.update({k: float(v) for k, v in (logs or {}).items()})
+        entry["lr_at_end"] = float(self.model.optimizer.learning_rate)
         self.epochs.append(entry)
         self.save()
         for key in ("loss", "val_loss"):
@@ -69,7 +79,7 @@ class EpochRecorder(keras.callbacks.Callback):
 def history_from(epochs: list[dict]) -> keras.callbacks.History:
     """A keras History over recorded epochs, as KerasTuner expects from fit()."""
     history = keras.callbacks.History()
-    keys = [k for k in (epochs[0] if epochs else {}) if k not in ("epoch", "seconds")]
+    keys = [k for k in (epochs[0] if epochs else {}) if k not in NOT_METRICS]
     history.history = {k: [e[k] for e in epochs] for k in keys}
     history.epoch = [e["epoch"] - 1 for e in epochs]
     return history

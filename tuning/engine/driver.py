@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import shlex
 import time
 
@@ -197,7 +198,7 @@ def announce(config, cluster, splits, sizes, status, precision, plan: Plan) -> N
     print(f"run directory: {config.run_dir} ({status}); precision {precision.describe()}" + role)
     print(
         f"Hyperband plan (max_epochs={config.max_epochs}, factor={config.factor}, "
-        f"iterations={config.hyperband_iterations}):"
+        f"iterations={config.hyperband_iterations}; trial schedule {config.trial_schedule}):"
     )
     print(plan.format(sizes["trial_train"]))
     logdir = shlex.quote(str(config.run_dir / "tensorboard"))
@@ -221,14 +222,17 @@ def write_run_file(config: SearchConfig, definition, splits, sizes, plan, precis
 def preflight(config: SearchConfig, splits, policy: str):
     """The hypermodel, once the largest network of the space fits in memory and builds."""
     from hypermodels.resnet import ResNetHyperModel
+    from hypermodels.trial_schedule import TrialSchedule
 
     largest = config.space.largest()
     images = min(config.trial_images or len(splits.y_train), len(splits.y_train))
+    schedule = TrialSchedule(config.trial_schedule, math.ceil(images / config.batch_size))
     warning = check_fits(largest["blocks"], largest["filters"], config.batch_size,
                          "the largest network of the space", images=images)  # fmt: skip
     if warning:
         print(warning, flush=True)
-    hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy)
+    hypermodel = ResNetHyperModel(config.space, splits.mean, splits.variance, config.recipe, policy,
+                                  schedule)  # fmt: skip
     params = build_check(hypermodel, config.space)
     print(f"build check: the largest network of the space has {params:,} parameters", flush=True)
     return hypermodel

@@ -18,15 +18,22 @@ step() { echo "== $(date -u +%FT%TZ) $*"; }
 step "yardstick, seed 0"
 python benchmarks/yardstick.py --data-dir "$DATA" --seeds 0 --out "$CAMPAIGN/yardstick.csv"
 
-# 2. Rung fidelity: every shape to rungs 1, 3, 9 on the trial images, per trial recipe.
+# 2. Rung fidelity: every shape to rungs 1, 3, 9 on the trial images, per trial recipe;
+#    the comparison that decides first (today's trials against --trial-schedule budget,
+#    which is "restart"), then from-scratch trials and the higher peak.
+rungs() {
+    python benchmarks/rungs.py --data-dir "$DATA" --out "$CAMPAIGN/rungs.csv" \
+        --yardstick "$CAMPAIGN/yardstick.csv" --summary-out "$CAMPAIGN/rungs_fidelity.csv" \
+        --plot "$CAMPAIGN/rungs.png" "$@"
+}
 step "rungs: today's constant-rate trials"
-python benchmarks/rungs.py --data-dir "$DATA" --recipes constant --rates 0.01,0.05 \
-    --out "$CAMPAIGN/rungs.csv" --yardstick "$CAMPAIGN/yardstick.csv" \
-    --summary-out "$CAMPAIGN/rungs_fidelity.csv" --plot "$CAMPAIGN/rungs.png"
-step "rungs: the final recipe compressed to the trial (restart, then from scratch)"
-python benchmarks/rungs.py --data-dir "$DATA" --recipes restart,budget --rates 0.05,0.1 \
-    --out "$CAMPAIGN/rungs.csv" --yardstick "$CAMPAIGN/yardstick.csv" \
-    --summary-out "$CAMPAIGN/rungs_fidelity.csv" --plot "$CAMPAIGN/rungs.png"
+rungs --recipes constant --rates 0.01,0.05
+step "rungs: the final recipe compressed to the trial, continued trials restarted"
+rungs --recipes restart --rates 0.05
+step "rungs: the same, every rung from scratch"
+rungs --recipes budget --rates 0.05
+step "rungs: both at peak 0.1"
+rungs --recipes restart,budget --rates 0.1
 
 # 3. A second seed for the contenders: every shape within 1 point of the leader.
 step "yardstick, seed 1 for the shapes within 1 point"

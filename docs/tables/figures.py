@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from . import pick
 from .core import read_rows, where
 
 LAB = "docs/results/lab_runs.csv"
@@ -95,6 +96,11 @@ def bn_one_epoch(root: Path, path: Path) -> None:
 FIGURES: dict[str, tuple[Callable[[Path, Path], None], tuple[str, ...], str]] = {
     "lab_curves": (lab_curves, (LAB,), "validation accuracy per epoch, float32 and bfloat16"),
     "bn_one_epoch": (bn_one_epoch, (BN,), "one-epoch validation accuracy, momentum 0.99 vs 0.9"),
+    "rungs": (
+        pick.rung_figure,
+        (pick.YARDSTICK, pick.RUNGS),
+        "Spearman of each rung against the yardstick, per trial recipe",
+    ),  # fmt: skip
 }
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from . import accuracy, bn_momentum, figures, lab, skip, speed
+from . import accuracy, bn_momentum, figures, lab, pick, skip, speed
 from .core import DocsError
 
 TABLES: dict[str, Callable[[Path], str]] = {
@@ -21,6 +21,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     **speed.TABLES,
     **lab.TABLES,
     **bn_momentum.TABLES,
+    **pick.TABLES,
 }
 BLOCK = re.compile(r"(<!-- (table|figure):([\w.-]+) -->\n)(.*?)(<!-- /\2 -->)", re.DOTALL)
 PAGE_GLOBS = ("README.md", "docs/**/*.md", "benchmarks/*.md")

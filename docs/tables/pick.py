@@ -1,0 +1,146 @@
+"""The pick campaign (issue 32, docs/results/pick.md): the yardstick and the rung table.
+
+Reads ``docs/results/yardstick.csv`` (``benchmarks/yardstick.py``: every shape under the
+finalizer's recipe) and ``docs/results/rungs.csv`` (``benchmarks/rungs.py``: every shape
+to each rung under a candidate trial recipe), and ranks the second against the first with
+``rungs.summarize``, the benchmark's own function, so the page and the script agree.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+from .core import interval, mean, num, paired, per_seed, read_rows, shape, table
+
+YARDSTICK = "docs/results/yardstick.csv"
+RUNGS = "docs/results/rungs.csv"
+# The finalizer trains on train+valid (60,000 images) for 4 x the pick's lineage epochs,
+# 36 for a trial of the default 9-epoch rung; the yardstick on 48,000 images for 32.
+FINAL_IMAGES, FINAL_EPOCHS = 60000, 36
+
+
+def _benchmarks(root: Path):
+    sys.path.insert(0, str(root / "benchmarks"))
+    import rungs
+
+    return rungs
+
+
+def _not_yet(csv: str, command: str) -> str:
+    return f"**Not yet measured.** `{csv}` is not committed yet. To measure:\n\n`{command}`"
+
+
+def yardstick_scores(root: Path, column: str = "val_accuracy_tta") -> dict[tuple, dict]:
+    """{(blocks, filters, skip): {seed: score}} for the default recipe's rows."""
+    scores: dict[tuple, dict] = {}
+    for r in read_rows(root, YARDSTICK):
+        scores.setdefault((r["blocks"], r["filters"], r["skip"]), {})[r["seed"]] = float(r[column])
+    return scores
+
+
+def yardstick(root: Path) -> str:
+    if not (root / YARDSTICK).is_file():
+        return _not_yet(YARDSTICK, "benchmarks/pick_campaign.sh")
+    rows = read_rows(root, YARDSTICK)
+    tta, single = yardstick_scores(root), yardstick_scores(root, "val_accuracy")
+    seconds: dict[tuple, list[float]] = {}
+    for r in rows:
+        seconds.setdefault((r["blocks"], r["filters"], r["skip"]), []).append(float(r["seconds"]))
+    means = {s: mean(list(v.values())) for s, v in tta.items()}
+    order = sorted(means, key=lambda s: -means[s])
+    best = order[0]
+    lines = []
+    for rank, s in enumerate(order, 1):
+        seeds, gaps = paired(tta[best], tta[s])
+        ci = interval(gaps)
+        if s == best:
+            gap = "-"
+        elif ci is None:
+            gap = f"{num(100 * mean(gaps), 2)} (seed {', '.join(map(str, seeds))})"
+        else:
+            gap = f"{num(100 * mean(gaps), 2)} ({num(100 * ci[0], 2)} to {num(100 * ci[1], 2)})"
+        per_run = mean(seconds[s])
+        epochs = rows[0]["epochs"]
+        final_min = per_run * FINAL_IMAGES / rows[0]["train_images"] * FINAL_EPOCHS / epochs / 60
+        lines.append([
+            rank, shape({"blocks": s[0], "filters": s[1], "skip": s[2]}),
+            per_seed(tta[s].values()), num(means[s]), gap,
+            num(mean(list(single[s].values()))), f"{per_run:.0f}", f"{final_min:.0f}",
+        ])  # fmt: skip
+    precisions = sorted({str(r["precision"]) for r in rows})
+    return "\n".join(
+        [
+            table(
+                [
+                    "rank",
+                    "shape",
+                    "val accuracy, flip TTA, per seed",
+                    "mean",
+                    "gap to the best, points (95% CI)",
+                    "single view",
+                    "s per training",
+                    "finalize, min (est.)",
+                ],
+                lines,
+            ),  # fmt: skip
+            "",
+            f"Rows: `{YARDSTICK}` ({len(rows)} trainings of {len(order)} of the 16 shapes; "
+            f"{rows[0]['epochs']} epochs on {rows[0]['train_images']:,} images, peak "
+            f"{rows[0]['peak_lr']}, precision {', '.join(precisions)}). The finalize estimate "
+            f"scales a training's seconds to {FINAL_IMAGES:,} images and {FINAL_EPOCHS} epochs.",
+        ]
+    )
+
+
+def yardstick_cost(root: Path) -> str:
+    """What the yardstick cost, from its own rows: one figure for every page that quotes it."""
+    if not (root / YARDSTICK).is_file():
+        return "The yardstick's cost: not yet measured (no rows committed)."
+    rows = read_rows(root, YARDSTICK)
+    per_seed_h: dict[int, list[float]] = {}
+    for r in rows:
+        per_seed_h.setdefault(int(r["seed"]), []).append(float(r["seconds"]) / 3600)
+    parts = [
+        f"seed {seed}: {len(h)} of 16 shapes in {sum(h):.1f} h"
+        for seed, h in sorted(per_seed_h.items())
+    ]
+    total = sum(sum(h) for h in per_seed_h.values())
+    return (
+        f"The yardstick's cost, measured from its rows (`{YARDSTICK}`, the seconds column, "
+        f"one training at a time on the 2-core CPU): {'; '.join(parts)}; {total:.1f} h in all."
+    )
+
+
+def rung_summary(root: Path) -> list[dict]:
+    rungs = _benchmarks(root)
+    rows = rungs.read_rows(root / RUNGS)
+    means = {s: mean(list(v.values())) for s, v in yardstick_scores(root).items()}
+    return rungs.summarize(rows, means)
+
+
+def rung_fidelity(root: Path) -> str:
+    if not (root / RUNGS).is_file() or not (root / YARDSTICK).is_file():
+        return _not_yet(RUNGS, "benchmarks/pick_campaign.sh")
+    lines = []
+    for s in rung_summary(root):
+        rho = s["spearman"]
+        lines.append([
+            s["recipe"], f"{s['train_images']:,}", s["rate"], s["rung"], s["shapes"],
+            "too few" if not math.isfinite(rho) else f"{rho:+.2f}",
+            f"{s['leader']} ({s['leader_regret_points']:.2f})",
+            f"{s['top3_best_regret_points']:.2f}", f"{s['seconds_all_shapes'] / 60:.0f}",
+        ])  # fmt: skip
+    return table(
+        ["trial recipe", "trial images", "rate (peak)", "rung, epochs", "shapes", "Spearman",
+         "rung's leader (regret, points)", "best of its top 3 (regret)",
+         "minutes, all shapes"], lines,
+    )  # fmt: skip
+
+
+def rung_figure(root: Path, path: Path) -> None:
+    _benchmarks(root).plot(path, rung_summary(root))
+
+
+TABLES = {"yardstick": yardstick, "yardstick_cost": yardstick_cost, "rung_fidelity": rung_fidelity}

@@ -64,7 +64,7 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         entry = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t0, 3)}
         entry.update({k: float(v) for k, v in (logs or {}).items()})
-        entry["lr_at_end"] = float(self.model.optimizer.learning_rate)
+        entry["lr_at_end"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         self.epochs.append(entry)
         self.save()
         for key in ("loss", "val_loss"):

@@ -1,6 +1,7 @@
 """--trial-schedule budget: each trial warms up and decays to 0 over its own epochs, a
 continued trial over the epochs it adds, and a trial killed mid-epoch resumes on its
-schedule (the optimizer's step count comes back with its checkpoint)."""
+schedule (the optimizer's step count comes back with its checkpoint). After such trials the
+searched rate is a peak: the confirmation and the finalizer train at it, unscaled."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from conftest import SEARCH_ARGS, run_module
 
 from hypermodels.trial_schedule import TrialSchedule, budget_steps
-from tuning.config import SearchConfig
+from tuning.config import FinalizeConfig, SearchConfig, confirm_recipe_text, confirm_schedule
 from tuning.errors import UsageError
 
 
@@ -34,6 +35,21 @@ def test_the_definition_names_the_schedule_only_when_it_is_not_constant():
     assert budget["trial_schedule"] == "budget"
     with pytest.raises(UsageError, match="--trial-schedule must be one of constant, budget"):
         SearchConfig(trial_schedule="linear")
+
+
+def test_after_budgeted_trials_the_searched_rate_is_the_peak():
+    final = FinalizeConfig()
+    assert final.schedule_for("budget").peak(0.003) == (0.003, "0.003")  # no floor
+    assert final.schedule_for("budget").peak(0.1)[0] == 0.1  # no cap below the space's top
+    assert final.schedule_for("constant").peak(0.003)[0] == 0.05  # today's rule unchanged
+    assert final.lr_schedule == final.schedule_for("constant")
+    given = FinalizeConfig(max_lr=0.02, lr_scale=2.0)  # a flag given wins over either rule
+    assert given.schedule_for("budget").peak(0.03)[0] == 0.02
+    assert given.schedule_for("budget").peak(0.005)[0] == 0.01
+    assert confirm_schedule("budget").peak(0.004)[0] == 0.004
+    assert confirm_schedule("constant").peak(0.004)[0] == 0.05
+    assert "from the searched rate;" in confirm_recipe_text("budget")
+    assert "4 x the searched rate, at least 0.05" in confirm_recipe_text("constant")
 
 
 def test_a_budgeted_trial_warms_up_then_decays_to_zero():
@@ -60,6 +76,7 @@ def test_a_budgeted_trial_warms_up_then_decays_to_zero():
 def test_a_budgeted_search_killed_inside_a_continued_trial_resumes_on_its_schedule(
     data_dir, tmp_path
 ):
+    """... and then confirms and finalizes at the searched rate itself."""
     command = ["--data-dir", str(data_dir), "--directory", str(tmp_path), "--project-name",
                "b", *SEARCH_ARGS, "--trial-schedule", "budget", "--resume-every", "0"]  # fmt: skip
     # SEARCH_ARGS's plan: 0000-0002 train 1 epoch (5 batches each), 0003 continues 0001 for
@@ -84,3 +101,23 @@ def test_a_budgeted_search_killed_inside_a_continued_trial_resumes_on_its_schedu
         assert epochs[-1]["lr_at_end"] == pytest.approx(0.0, abs=1e-9), trial_dir.name
         if len(epochs) > 1:
             assert 0.0 < epochs[0]["lr_at_end"] < values["learning_rate"]
+
+    # the same run given a confirmation (not part of its definition), then finalized
+    confirmed = run_module("tuning.search", *command, "--confirm-top", "2", "--confirm-seeds", "1")
+    assert confirmed.returncode == 0, confirmed.stderr[-3000:]
+    assert confirm_recipe_text("budget") in confirmed.stdout
+    confirm_rows = (run_dir / "confirm.csv").read_text().splitlines()
+    header = confirm_rows[0].split(",")
+    for line in confirm_rows[1:]:
+        row = dict(zip(header, line.split(","), strict=True))
+        assert float(row["peak_learning_rate"]) == pytest.approx(float(row["learning_rate"]))
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["confirmation"]["recipe"] == confirm_recipe_text("budget")
+    final = run_module("tuning.finalize", "--run-dir", str(run_dir), "--data-dir",
+                       str(data_dir), "--epochs", "1", "--verbose", "0")  # fmt: skip
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "under an older recipe" not in final.stdout
+    report = json.loads((run_dir / "final" / "report.json").read_text())
+    searched = best["hyperparameters"]["learning_rate"]
+    assert report["peak_learning_rate"] == pytest.approx(searched)
+    assert (report["lr_scale"], report["min_lr"]) == (1.0, 0.0)

@@ -31,6 +31,7 @@ from tuning.config import (
     DEFAULT_CHIEF_TIMEOUT,
     DEFAULT_RECIPE,
     DEFAULT_WORKER_TIMEOUT,
+    PEAK_RULES,
     ROLES,
     SCHEDULES,
     STRATEGIES,
@@ -229,9 +230,12 @@ def add_retraining_args(
     add_precision_arg(parser, default=None)
 
 
-def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule, note: str = "") -> None:
+def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule, note: str = "",
+                      peak_from_run: bool = False) -> None:  # fmt: skip
     """The learning rate of a retraining (``tuning.config.Schedule``); ``note`` is added to
-    --lr-scale's help (what the defaults make of a searched rate)."""
+    --lr-scale's help (what the defaults make of a searched rate). With ``peak_from_run``
+    the peak flags default to None: the rule for the run's trial schedule (``PEAK_RULES``),
+    ``default``'s values after constant-rate trials."""
     parser.add_argument(
         "--schedule",
         choices=SCHEDULES,
@@ -242,24 +246,22 @@ def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule, note: 
     parser.add_argument(
         "--warmup-epochs", type=int, default=default.warmup_epochs, help="(%(default)s)"
     )
-    parser.add_argument(
-        "--lr-scale",
-        type=float,
-        default=default.lr_scale,
-        help=f"peak = this many times the searched learning rate (%(default)s) ...{note}",
-    )
-    parser.add_argument(
-        "--max-lr",
-        type=float,
-        default=default.max_lr,
-        help="... but at most this rate (%(default)s)",
-    )
-    parser.add_argument(
-        "--min-lr",
-        type=float,
-        default=default.min_lr,
-        help="... and at least this rate (%(default)s; 0: no floor)",
-    )
+    budget = dict(zip(("--lr-scale", "--min-lr", "--max-lr"), PEAK_RULES["budget"], strict=True))
+    peak = {
+        "--lr-scale": ("peak = this many times the searched learning rate", default.lr_scale),
+        "--max-lr": ("... but at most this rate", default.max_lr),
+        "--min-lr": ("... and at least this rate", default.min_lr),
+    }
+    for flag, (text, value) in peak.items():
+        shown = f"{value:g}"
+        if peak_from_run:
+            shown += f" after constant-rate trials, {budget[flag]:g} after --trial-schedule budget"
+        parser.add_argument(
+            flag,
+            type=float,
+            default=None if peak_from_run else value,
+            help=f"{text} ({shown}){note if flag == '--lr-scale' else ''}",
+        )
 
 
 def schedule_from_args(args: argparse.Namespace) -> Schedule:

@@ -62,6 +62,14 @@ DEFAULT_MAX_LR = 0.1
 # ... and at least DEFAULT_MIN_LR: a network searched at a low rate still decays from the
 # 0.05-0.1 plateau where the final recipe trains best (docs/accuracy.md, phases 7 and 8).
 DEFAULT_MIN_LR = 0.05
+# Those three describe a search whose trials ran at a constant rate. After trials that ran
+# the final schedule's shape themselves (--trial-schedule budget: warm-up + cosine from the
+# searched rate), the searched rate already is a peak, measured as one: the finalizer and the
+# confirmation then train at it, without scale, floor or cap.
+PEAK_RULES: dict[str, tuple[float, float, float]] = {  # lr_scale, min_lr, max_lr
+    "constant": (DEFAULT_LR_SCALE, DEFAULT_MIN_LR, DEFAULT_MAX_LR),
+    "budget": (1.0, 0.0, math.inf),
+}
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
 # the finalizer's long training on train+valid uses it, translation (a random crop of the
 # zero-padded, standardized image) included since phase 5.
@@ -98,14 +106,31 @@ DEFAULT_CONFIRM_EPOCHS_FACTOR = 2.0
 DEFAULT_CONFIRM_AUGMENT: tuple[str, ...] = ("flip", "erase")
 
 
-def confirm_recipe_text() -> str:
+def peak_text(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> str:
+    """The default peak rule after trials of ``trial_schedule``, in words."""
+    scale, floor, cap = PEAK_RULES[trial_schedule]
+    if (scale, floor, cap) == (1.0, 0.0, math.inf):
+        return "the searched rate"
+    return f"{scale:g} x the searched rate, at least {floor:g} and at most {cap:g}"
+
+
+def confirm_recipe_text(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> str:
     """How the confirmation trains (best.json keeps it, so a retraining sees a change)."""
     return (
-        f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {DEFAULT_LR_SCALE:g} x the "
-        f"searched rate, at least {DEFAULT_MIN_LR:g} and at most {DEFAULT_MAX_LR:g}; "
+        f"{DEFAULT_WARMUP_EPOCHS}-epoch warm-up + cosine from {peak_text(trial_schedule)}; "
         f"augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
         f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
     )
+
+
+def confirm_schedule(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> Schedule:
+    """The confirmation's schedule: the finalizer's default after trials of ``trial_schedule``."""
+    return Schedule("cosine", DEFAULT_WARMUP_EPOCHS, *_scale_cap_floor(trial_schedule))
+
+
+def _scale_cap_floor(trial_schedule: str) -> tuple[float, float, float]:
+    scale, floor, cap = PEAK_RULES[trial_schedule]
+    return scale, cap, floor  # Schedule's order
 
 
 # Distributed search (tuning.engine): this process's part, and how a trial trains.
@@ -337,16 +362,30 @@ class FinalizeConfig:
     schedule: str = DEFAULT_SCHEDULE
     warmup_epochs: int = DEFAULT_WARMUP_EPOCHS
     epochs_factor: float = DEFAULT_EPOCHS_FACTOR
-    lr_scale: float = DEFAULT_LR_SCALE
-    max_lr: float = DEFAULT_MAX_LR
-    min_lr: float = DEFAULT_MIN_LR
+    # None: the default rule for the search's trial schedule (PEAK_RULES)
+    lr_scale: float | None = None
+    max_lr: float | None = None
+    min_lr: float | None = None
     tta: str = DEFAULT_TTA
     overwrite: bool = False
     verbose: int = 2
 
     @property
     def lr_schedule(self) -> Schedule:
-        return Schedule(self.schedule, self.warmup_epochs, self.lr_scale, self.max_lr, self.min_lr)
+        """The schedule after a search with constant-rate trials (see ``schedule_for``)."""
+        return self.schedule_for(DEFAULT_TRIAL_SCHEDULE)
+
+    def schedule_for(self, trial_schedule: str) -> Schedule:
+        """The final training's schedule after a search whose trials ran ``trial_schedule``:
+        each of --lr-scale, --max-lr and --min-lr as given, else its rule in PEAK_RULES."""
+        scale, cap, floor = _scale_cap_floor(trial_schedule)
+        return Schedule(
+            self.schedule,
+            self.warmup_epochs,
+            scale if self.lr_scale is None else self.lr_scale,
+            cap if self.max_lr is None else self.max_lr,
+            floor if self.min_lr is None else self.min_lr,
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))

@@ -45,8 +45,9 @@ def build_parser() -> cli.ArgumentParser:
     cli.add_schedule_args(
         p,
         FinalizeConfig().lr_schedule,
-        " (with the defaults, every searched rate below 0.0125 trains at the peak 0.05 and "
-        "every rate above 0.025 at 0.1)",
+        "; after constant-rate trials every searched rate below 0.0125 trains at the peak "
+        "0.05 and every rate above 0.025 at 0.1",
+        peak_from_run=True,
     )
     p.add_argument("--train-on", choices=TRAIN_ON, default="train+valid", help="(%(default)s)")
     p.add_argument(

@@ -12,13 +12,13 @@ index i means the same shuffling (and the same draws for layers of equal shape) 
 the leader is compared with each other configuration seed by seed, which removes that noise
 from the difference.
 
-The recipe is the finalizer's, not the trials' (at the length and augmentation the
-finalizer had when this stage was measured, half of today's length): its default peak
-rate (``DEFAULT_LR_SCALE`` x the searched rate, at least ``DEFAULT_MIN_LR`` and at most
-``DEFAULT_MAX_LR``), a
-``DEFAULT_WARMUP_EPOCHS`` warm-up then cosine decay, ``DEFAULT_CONFIRM_AUGMENT``
-augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR`` x the configuration's lineage
-epochs``)``, with the search's momentum, weight decay, label
+The recipe is the finalizer's, not the trials' (at the length and augmentation the finalizer
+had when this stage was measured, half of today's length): its default peak rate (after
+constant-rate trials ``DEFAULT_LR_SCALE`` x the searched rate, at least ``DEFAULT_MIN_LR``
+and at most ``DEFAULT_MAX_LR``; after ``--trial-schedule budget`` the searched rate itself:
+``PEAK_RULES``), a ``DEFAULT_WARMUP_EPOCHS`` warm-up then cosine decay,
+``DEFAULT_CONFIRM_AUGMENT`` augmentation, for ``ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR`` x the
+configuration's lineage epochs``)``, with the search's momentum, weight decay, label
 smoothing, batch size and precision. Why: the stage should rank configurations the way the
 finalizer will train them, and a configuration that wins at a constant rate without
 augmentation need not win under warm-up + cosine with augmentation (a high searched rate,
@@ -50,13 +50,11 @@ from hypermodels.recipe import Recipe
 from tuning.config import (
     DEFAULT_CONFIRM_AUGMENT,
     DEFAULT_CONFIRM_EPOCHS_FACTOR,
-    DEFAULT_LR_SCALE,
-    DEFAULT_MAX_LR,
-    DEFAULT_MIN_LR,
-    DEFAULT_WARMUP_EPOCHS,
+    DEFAULT_TRIAL_SCHEDULE,
     Schedule,
     SearchConfig,
     confirm_recipe_text,
+    confirm_schedule,
 )
 from tuning.engine.confirm_text import summary_lines, winner_verdict
 from tuning.engine.results import describe_hyperparameters, write_best
@@ -65,12 +63,11 @@ from tuning.rundir import records
 from tuning.rundir.resume import SearchInterrupted
 from tuning.stats import paired_t, summarize
 
-# The finalizer's default schedule (the confirmation trains under it), and the one the
+# The finalizer's default schedule after constant-rate trials (the confirmation trains
+# under the one for the run's trials: config.confirm_schedule), and the one the
 # stage used before the floor (f14b369 to b0715fd), for the confirm.csv rows of older runs,
 # which do not record their peak: fixed values, not today's defaults
-CONFIRM_SCHEDULE = Schedule(
-    "cosine", DEFAULT_WARMUP_EPOCHS, DEFAULT_LR_SCALE, DEFAULT_MAX_LR, DEFAULT_MIN_LR
-)
+CONFIRM_SCHEDULE = confirm_schedule("constant")
 BEFORE_FLOOR = Schedule("cosine", warmup_epochs=1, lr_scale=4.0, max_lr=0.1)
 CONFIRM_STREAM = 15  # keeps these seeds apart from the trials' and the ablation's
 LOG_FOLDER = "confirm"  # <run>/tensorboard/confirm/<rank>_s<seed index>
@@ -85,6 +82,7 @@ class Candidate:
     hyperparameters: dict
     lineage_epochs: int
     hyperband_val_accuracy: float
+    schedule: Schedule = CONFIRM_SCHEDULE  # the finalizer's default after the run's trials
 
     @property
     def epochs(self) -> int:
@@ -92,7 +90,7 @@ class Candidate:
 
     @property
     def peak(self) -> float:
-        return CONFIRM_SCHEDULE.peak(self.hyperparameters["learning_rate"])[0]
+        return self.schedule.peak(self.hyperparameters["learning_rate"])[0]
 
     @property
     def key(self) -> tuple:
@@ -119,8 +117,10 @@ def config_key(hp: dict) -> tuple:
     return (int(hp["blocks"]), int(hp["filters"]), bool(hp["skip"]), float(hp["learning_rate"]))
 
 
-def ranked_candidates(rows: list[dict], top: int) -> list[Candidate]:
-    """The ``top`` best distinct configurations among the completed trials.
+def ranked_candidates(rows: list[dict], top: int,
+                      schedule: Schedule = CONFIRM_SCHEDULE) -> list[Candidate]:  # fmt: skip
+    """The ``top`` best distinct configurations among the completed trials, each to be
+    retrained under ``schedule``.
 
     Ranked as best.json ranks trials (val_accuracy, ties: fewer lineage epochs, then the
     first trial); a configuration continued by Hyperband counts once, at its best trial.
@@ -136,7 +136,7 @@ def ranked_candidates(rows: list[dict], top: int) -> list[Candidate]:
             continue
         seen.add(config_key(hp))
         out.append(Candidate(len(out) + 1, r["trial_id"], hp, int(r["lineage_epochs"]),
-                             float(r["val_accuracy"])))  # fmt: skip
+                             float(r["val_accuracy"]), schedule))  # fmt: skip
     return out
 
 
@@ -154,7 +154,9 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     Returns best.json's ``confirmation`` (None with ``--confirm-top 0`` or no completed
     trial: best.json then names Hyperband's best, as before this stage existed).
     """
-    candidates = ranked_candidates(rows, config.confirm_top)
+    candidates = ranked_candidates(
+        rows, config.confirm_top, confirm_schedule(config.trial_schedule)
+    )
     if not candidates:
         write_best(config.run_dir, rows, None)
         return None
@@ -189,7 +191,9 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
               "larger --time-budget finishes the stage", flush=True)  # fmt: skip
         write_best(config.run_dir, rows, None)
         return None
-    confirmation = summarize_confirmation(candidates, done, config.confirm_seeds)
+    confirmation = summarize_confirmation(
+        candidates, done, config.confirm_seeds, config.trial_schedule
+    )
     for line in summary_lines(confirmation, rows):
         print(line)
     print(f"results: {config.run_dir / records.CONFIRM_FILE}")
@@ -225,7 +229,8 @@ def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None
     epochs = sum(c.epochs for c, _ in todo)
     print(
         f"confirmation: the top {len(candidates)} configurations x {config.confirm_seeds} "
-        f"seeds, retrained from scratch on the finalizer's schedule ({confirm_recipe_text()}) on "
+        f"seeds, retrained from scratch on the finalizer's schedule "
+        f"({confirm_recipe_text(config.trial_schedule)}) on "
         f"the trials' {len(data.y_train):,} images, scored on {len(data.y_valid):,} validation "
         f"images; {len(todo)} of {total} trainings to run ({epochs} epochs)",
         flush=True,
@@ -254,7 +259,7 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
     trained = retrain(
         hp,
         settings,
-        CONFIRM_SCHEDULE,
+        candidate.schedule,
         (data.x_train, data.y_train),
         epochs=epochs,
         seed=seed,
@@ -314,7 +319,8 @@ def score(row: dict) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
-def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds: int) -> dict:
+def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds: int,
+                           trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> dict:  # fmt: skip
     """best.json's ``confirmation``: every configuration's scores, the winner, the runner-up.
 
     The winner has the best mean over the seeds (ties: Hyperband's rank). The leader is
@@ -346,7 +352,7 @@ def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds:
     difference = runner_up["difference"] if runner_up else None
     return {
         "seeds": seeds,
-        "recipe": confirm_recipe_text(),
+        "recipe": confirm_recipe_text(trial_schedule),
         "winner": {k: v for k, v in winner.items() if k != "difference"},
         "runner_up": runner_up,
         "difference": difference,

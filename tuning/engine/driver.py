@@ -387,6 +387,6 @@ def print_next(config: SearchConfig, rows: list[dict]) -> None:
     picked = records.read_json(best).get("hyperparameters") if best.is_file() else None
     searched = (picked or {}).get("learning_rate")
     if searched is not None:  # what the searched rate becomes, said before anyone trains
-        rate = FinalizeConfig().lr_schedule.peak(searched)[1]
+        rate = FinalizeConfig().schedule_for(config.trial_schedule).peak(searched)[1]
         print(f"finalize's learning rate for the pick: warm-up to {rate}, then cosine decay")
     print(f"next: {finalize_command(config.run_dir, config.data_dir)}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tuning.config import VALID_FRACTION, FinalizeConfig, resolve_tta
+from tuning.config import VALID_FRACTION, FinalizeConfig, Schedule, resolve_tta
 from tuning.data import fit_standardizer, load_arrays, load_splits
 from tuning.errors import ProjectError
 from tuning.machine.memory import check_fits
@@ -26,6 +26,7 @@ from tuning.retrain.selection import (
     confirmation_note,
     epochs_from_lineage,
     inherited_settings,
+    searched_trial_schedule,
 )
 from tuning.retrain.training import Trained, TrainingSettings, evaluate, retrain
 from tuning.rundir import records
@@ -65,13 +66,15 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     settings = inherited_settings(config.run_dir, config.options)
     tta = resolve_tta(config.tta, settings.recipe.augment)
     epochs, epochs_source = planned_epochs(config, choice)
-    config.lr_schedule.check_epochs(epochs)
+    trial_schedule = searched_trial_schedule(config.run_dir)
+    schedule = config.schedule_for(trial_schedule)
+    schedule.check_epochs(epochs)
     staged = StagedFolder(config.run_dir / "final", config.overwrite)
     staged.check()
     hp = choice.hyperparameters
     data = load_fit_data(settings, config.train_on)
     for warning in (
-        confirmation_note(choice),
+        confirmation_note(choice, trial_schedule),
         check_fits(hp["blocks"], hp["filters"], settings.batch_size, "the final network",
                    images=len(data.y)),
     ):  # fmt: skip
@@ -79,10 +82,7 @@ def finalize_locked(config: FinalizeConfig) -> dict:
             print(warning, flush=True)
     folder = staged.start()
     searched = choice.hyperparameters["learning_rate"]
-    peak_lr, schedule_text = (
-        config.lr_schedule.peak(searched)[0],
-        config.lr_schedule.describe(searched, epochs),
-    )
+    peak_lr, schedule_text = schedule.peak(searched)[0], schedule.describe(searched, epochs)
     print(
         f"finalize: {choice.hyperparameters} for {epochs} epochs ({epochs_source}) on "
         f"{config.train_on} ({len(data.y):,} images), batch {settings.batch_size}, "
@@ -91,14 +91,13 @@ def finalize_locked(config: FinalizeConfig) -> dict:
         f"{'with flip TTA' if tta == 'flip' else 'single view'}",
         flush=True,
     )
-    trained = train_final(config, choice, settings, data, epochs, folder)
-    check_converged(trained, config)
+    trained = train_final(config, schedule, (choice, settings, data), epochs, folder)
+    check_converged(trained, config, schedule)
     model = saved_model(trained, choice, settings, data, folder)
     validation = validation_summary(trained.history, model, data.validation, tta)
     result, x_test_size, eval_s = test_once(model, settings, tta)
-    report = final_report(
-        config, choice, settings, data, trained, (epochs, epochs_source), (peak_lr, schedule_text)
-    )
+    report = final_report(config, schedule, (choice, settings, data), trained,
+                          (epochs, epochs_source), (peak_lr, schedule_text))  # fmt: skip
     report.update(result)
     report["sizes"]["test"] = x_test_size
     report["timings"]["eval_s"] = eval_s
@@ -112,9 +111,11 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     return report
 
 
-def final_report(config, choice: Choice, settings, data: FitData, trained: Trained,
+def final_report(config, schedule: Schedule, what: tuple, trained: Trained,
                  epochs: tuple[int, str], rate: tuple[float, str]) -> dict:  # fmt: skip
-    """report.json without the test results: what was trained, how, and from what."""
+    """report.json without the test results: what was trained, how, and from what
+    (``what``: the choice, its settings and its data)."""
+    choice, settings, data = what
     (epochs, epochs_source), (peak_lr, schedule_text) = epochs, rate
     return {
         "hyperparameters": choice.hyperparameters,
@@ -122,9 +123,9 @@ def final_report(config, choice: Choice, settings, data: FitData, trained: Train
         "nesterov": settings.recipe.nesterov,
         "schedule": schedule_text,
         "peak_learning_rate": peak_lr,
-        "lr_scale": config.lr_scale,
-        "max_lr": config.max_lr,
-        "min_lr": config.min_lr,
+        "lr_scale": schedule.lr_scale,
+        "max_lr": schedule.max_lr,
+        "min_lr": schedule.min_lr,
         "weight_decay": settings.recipe.weight_decay,
         "label_smoothing": settings.recipe.label_smoothing,
         "augment": list(settings.recipe.augment),
@@ -170,12 +171,14 @@ def load_fit_data(settings: TrainingSettings, train_on: str) -> FitData:
     return FitData(x, y, mean, variance, validation, splits, time.perf_counter() - t0)
 
 
-def train_final(config, choice: Choice, settings, data: FitData, epochs, folder) -> Trained:
-    """The one long training, under the finalizer's schedule."""
+def train_final(config, schedule: Schedule, what: tuple, epochs, folder) -> Trained:
+    """The one long training, under the finalizer's schedule (``what``: the choice, its
+    settings and its data)."""
+    choice, settings, data = what
     return retrain(
         choice.hyperparameters,
         settings,
-        config.lr_schedule,
+        schedule,
         (data.x, data.y),
         epochs=epochs,
         seed=settings.seed,
@@ -210,7 +213,7 @@ def test_once(model, settings, tta: str) -> tuple[dict, int, float]:
     return result, int(len(y_test)), time.perf_counter() - t0
 
 
-def check_converged(trained: Trained, config: FinalizeConfig) -> None:
+def check_converged(trained: Trained, config: FinalizeConfig, schedule: Schedule) -> None:
     """Stop before the one test evaluation if the training diverged (a NaN model is no
     result, and the test set is looked at once)."""
     if not trained.diverged:
@@ -220,8 +223,8 @@ def check_converged(trained: Trained, config: FinalizeConfig) -> None:
             raise ProjectError(
                 f"training diverged (loss {loss} in epoch {epoch}); the test set was not "
                 f"touched and {config.run_dir / 'final'} was not written. Try a lower "
-                f"--lr-scale (now {config.lr_scale:g}), --max-lr (now {config.max_lr:g}) or "
-                f"--min-lr (now {config.min_lr:g})"
+                f"--lr-scale (now {schedule.lr_scale:g}), --max-lr (now {schedule.max_lr:g}) or "
+                f"--min-lr (now {schedule.min_lr:g})"
             )
 
 

@@ -17,6 +17,7 @@ from tuning.config import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_RECIPE,
     DEFAULT_SEED,
+    DEFAULT_TRIAL_SCHEDULE,
     RetrainOptions,
     check_choice,
     confirm_recipe_text,
@@ -107,15 +108,16 @@ def _confirmed_winner(run_dir: Path, rows: list[dict]) -> tuple[dict, dict] | No
     return row, {**brief, "distinguishable": best["confirmation"].get("distinguishable")}
 
 
-def confirmation_note(choice: Choice) -> str | None:
+def confirmation_note(choice: Choice, trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> str | None:
     """One line when the search confirmed its winner under another recipe than today's
     (a run made before a change to the stage): its ranking may differ under today's."""
     recipe = (choice.provenance.get("confirmation") or {}).get("recipe")
-    if recipe is None or recipe == confirm_recipe_text():
+    today = confirm_recipe_text(trial_schedule)
+    if recipe is None or recipe == today:
         return None
     return (
         f"note: the search confirmed this configuration under an older recipe ({recipe}); "
-        f"today's is {confirm_recipe_text()}: rerun the search's command to confirm again"
+        f"today's is {today}: rerun the search's command to confirm again"
     )
 
 
@@ -167,6 +169,12 @@ def inherited_settings(run_dir: Path, options: RetrainOptions) -> TrainingSettin
         precision=resolve_precision(_pick(options.precision, definition.get("precision", "auto"))),
         data_dir=options.data_dir or _recorded_data_dir(run),
     )
+
+
+def searched_trial_schedule(run_dir: Path) -> str:
+    """How the run's trials moved their rate (runs recorded before the choice: constant);
+    it decides what the searched rate means to a retraining (``FinalizeConfig.schedule_for``)."""
+    return read_run(run_dir).get("definition", {}).get("trial_schedule", DEFAULT_TRIAL_SCHEDULE)
 
 
 def _given(values: dict) -> dict:

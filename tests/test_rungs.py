@@ -130,6 +130,7 @@ def test_summary_ranks_each_rung_against_the_yardstick(tmp_path):
     assert math.isclose(table["0.05", 1]["top3_best_regret_points"], 100 * 0.002 * 13)
     assert table["0.05", 1]["shapes"] == 16
     assert table["0.05", 3]["seconds_all_shapes"] == 160
+    assert table["best", 3]["seconds_all_shapes"] == 320  # both rates were trained for it
     # One rate only: no "best" rows.
     one = rungs.summarize(rung_rows("budget", 0.05, lambda i, rung: -i), means)
     assert {s["rate"] for s in one} == {"0.05"}

@@ -322,3 +322,84 @@ def test_flags_and_definition():
         SearchConfig(confirm_top=-1)
     with pytest.raises(UsageError, match="--confirm-seeds must be at least 1"):
         SearchConfig(confirm_seeds=0)
+
+
+def _shape(trial_id: str, val: float, lineage: int, blocks: int, filters: int, **kw) -> dict:
+    return _trial(trial_id, val, lineage, 0.02, blocks=blocks, filters=filters, **kw)
+
+
+# seed 2's situation (55b88c2): Hyperband's top 3 were all small networks
+BY_SIZE = [
+    _shape("0000", 0.897, 9, 1, 32),
+    _shape("0001", 0.896, 9, 1, 64),
+    _shape("0002", 0.884, 9, 2, 32),
+    _shape("0003", 0.880, 3, 3, 32),
+    _shape("0004", 0.870, 3, 2, 64),
+    _shape("0005", 0.860, 1, 3, 64),
+    _shape("0006", 0.850, 1, 4, 64),
+    _shape("0007", 0.840, 1, 4, 64, skip=False),
+]
+
+
+def test_candidates_by_size_take_the_best_of_each_size_class_at_one_length():
+    top = ranked_candidates(BY_SIZE, 3)
+    assert [c.trial_id for c in top] == ["0000", "0001", "0002"]
+    assert [c.epochs for c in top] == [18, 18, 18] and top[0].length_epochs is None
+    # 7 sizes (skip on and off are one): 1-3 x 32 | 1-2 x 64 | 3-4 x 64
+    by_size = ranked_candidates(BY_SIZE, 3, rule="sizes")
+    assert [c.trial_id for c in by_size] == ["0000", "0001", "0005"]
+    assert [c.rank for c in by_size] == [1, 2, 3]
+    # 0005 stopped at rung 1; it trains as long as the others (2 x the longest lineage, 9)
+    assert [c.epochs for c in by_size] == [18, 18, 18] and by_size[2].lineage_epochs == 1
+    assert [c.trial_id for c in ranked_candidates(BY_SIZE, 1, rule="sizes")] == ["0000"]
+    two = ranked_candidates(BY_SIZE, 2, rule="sizes")  # 1-3 x 32 and 1 x 64 | 2-4 x 64
+    assert [c.trial_id for c in two] == ["0000", "0004"]
+    # more classes than sizes: one candidate per size
+    assert len(ranked_candidates(BY_SIZE, 20, rule="sizes")) == 7
+    short = ranked_candidates([r for r in BY_SIZE if r["lineage_epochs"] < 9], 3, rule="sizes")
+    assert [(c.trial_id, c.epochs) for c in short] == [("0003", 6), ("0005", 6), ("0006", 6)]
+    assert ranked_candidates([], 3, rule="sizes") == []
+
+
+def test_the_finalizer_trains_a_size_winner_from_the_confirmed_length(tmp_path):
+    by_size = ranked_candidates(BY_SIZE, 3, rule="sizes")
+    runs = [row for c, s in zip(by_size, ([0.90, 0.90], [0.91, 0.91], [0.93, 0.92]), strict=True)
+            for row in _runs(c, s)]  # fmt: skip
+    confirmation = summarize_confirmation(by_size, runs, 2)
+    assert confirmation["winner"]["trial_id"] == "0005"
+    assert confirmation["winner"]["length_epochs"] == 9
+    write_results(tmp_path, BY_SIZE)
+    write_best(tmp_path, BY_SIZE, confirmation)
+    choice = choose_configuration(tmp_path, None, None)
+    assert choice.provenance["trial_id"] == "0005" and choice.lineage_epochs == 1
+    assert epochs_from_lineage(choice, 4.0) == (
+        36,
+        "4 x the 9 epochs of the longest confirmed lineage",
+    )
+    # top-K winners keep their own lineage
+    top = ranked_candidates(BY_SIZE, 2)
+    runs = [row for c in top for row in _runs(c, [0.9, 0.9])]
+    write_best(tmp_path, BY_SIZE, summarize_confirmation(top, runs, 2))
+    assert epochs_from_lineage(choose_configuration(tmp_path, None, None), 4.0) == (
+        36,
+        "4 x the best trial's 9 lineage epochs",
+    )
+
+
+def test_a_search_confirms_by_size_when_asked(resumed, tmp_path):
+    source, args, _, _ = resumed
+    run_dir = tmp_path / "c"
+    shutil.copytree(source, run_dir)
+    args = [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+    rule = ["--confirm-top", "2", "--confirm-seeds", "1", "--confirm-candidates", "sizes"]
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS, *rule)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "best in each of 2 network-size classes" in proc.stdout
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["confirmation"]["candidates_rule"] == "sizes"
+    candidates = best["confirmation"]["candidates"]
+    sizes = {(c["hyperparameters"]["blocks"], c["hyperparameters"]["filters"]) for c in candidates}
+    assert len(sizes) == 2  # one of each class
+    assert len({c["epochs"] for c in candidates}) == 1  # all as long
+    bad = run_module("tuning.search", *args, *SEARCH_ARGS, "--confirm-candidates", "best")
+    assert bad.returncode == 2 and "invalid choice: 'best'" in bad.stderr

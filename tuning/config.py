@@ -97,6 +97,13 @@ DEFAULT_SAMPLER = "balanced"
 # of Hyperband, retrained from scratch with S seeds each; K = 0 turns it off.
 DEFAULT_CONFIRM_TOP = 3
 DEFAULT_CONFIRM_SEEDS = 2
+# Which K: "top", Hyperband's K best distinct configurations; "sizes", Hyperband's best in
+# each of K size classes (the trials' network sizes by forward FLOPs, split into K groups),
+# all trained as long as the longest of their lineages: short trials rank small networks
+# above the large ones the final training prefers (docs/results/pick.md, the rung table),
+# so the top K can hold no large network at all.
+CONFIRM_CANDIDATES = ("top", "sizes")
+DEFAULT_CONFIRM_CANDIDATES = "top"
 # Each confirmation training lasts this many times the configuration's lineage epochs: the
 # finalizer's recipe, at the length its first default had (ranking is the stage's job, and
 # every extra epoch is paid K x S times).
@@ -193,6 +200,7 @@ class SearchConfig:
     # kept out of definition(), so a finished run can be given more (or fewer) of them.
     confirm_top: int = DEFAULT_CONFIRM_TOP
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
+    confirm_candidates: str = DEFAULT_CONFIRM_CANDIDATES
     time_budget_min: float | None = None  # how long it may take, not what the experiment is
 
     def __post_init__(self) -> None:
@@ -203,6 +211,11 @@ class SearchConfig:
             )
         _at_least("--confirm-top", self.confirm_top, 0)
         _at_least("--confirm-seeds", self.confirm_seeds, 1)
+        if self.confirm_candidates not in CONFIRM_CANDIDATES:
+            raise UsageError(
+                f"--confirm-candidates must be one of {', '.join(CONFIRM_CANDIDATES)}, "
+                f"not {self.confirm_candidates!r}"
+            )
         _at_least("--factor", self.factor, 2)
         _at_least("--hyperband-iterations", self.hyperband_iterations, 1)
         check_training_args(self.batch_size, self.seed)

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from hypermodels.trial_schedule import TRIAL_SCHEDULES
 from tuning import cli
 from tuning.config import (
+    CONFIRM_CANDIDATES,
     DEFAULT_BATCH_SIZE,
     DEFAULT_BN_MOMENTUM,
+    DEFAULT_CONFIRM_CANDIDATES,
     DEFAULT_CONFIRM_SEEDS,
     DEFAULT_CONFIRM_TOP,
     DEFAULT_DIRECTORY,
@@ -100,6 +102,13 @@ def _add_plan_args(p) -> None:
         default=DEFAULT_CONFIRM_SEEDS,
         metavar="S",
         help="seeds per confirmed configuration (%(default)s)",
+    )
+    p.add_argument(
+        "--confirm-candidates",
+        choices=CONFIRM_CANDIDATES,
+        default=DEFAULT_CONFIRM_CANDIDATES,
+        help="which K: Hyperband's top K, or its best in each of K network-size classes, all "
+        "trained as long as the longest of their lineages (%(default)s)",
     )
     p.add_argument(
         "--time-budget",

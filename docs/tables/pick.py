@@ -22,7 +22,8 @@ FINAL_IMAGES, FINAL_EPOCHS = 60000, 36
 
 
 def _benchmarks(root: Path):
-    sys.path.insert(0, str(root / "benchmarks"))
+    """benchmarks/rungs.py of this checkout (``root`` may be a copy of the pages alone)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import rungs
 
     return rungs

@@ -58,6 +58,7 @@ from tuning.config import (
 )
 from tuning.engine.confirm_text import summary_lines, winner_verdict
 from tuning.engine.results import describe_hyperparameters, write_best
+from tuning.machine.cost import forward_flops
 from tuning.retrain.training import TrainingSettings, epochs_times, retrain
 from tuning.rundir import records
 from tuning.rundir.resume import SearchInterrupted
@@ -83,10 +84,17 @@ class Candidate:
     lineage_epochs: int
     hyperband_val_accuracy: float
     schedule: Schedule = CONFIRM_SCHEDULE  # the finalizer's default after the run's trials
+    # the lineage its length is taken from: its own, or with --confirm-candidates sizes the
+    # longest among the candidates (every candidate then trains as long)
+    length_epochs: int | None = None
+
+    @property
+    def basis_epochs(self) -> int:
+        return self.lineage_epochs if self.length_epochs is None else self.length_epochs
 
     @property
     def epochs(self) -> int:
-        return epochs_times(self.lineage_epochs, DEFAULT_CONFIRM_EPOCHS_FACTOR)
+        return epochs_times(self.basis_epochs, DEFAULT_CONFIRM_EPOCHS_FACTOR)
 
     @property
     def peak(self) -> float:
@@ -117,10 +125,13 @@ def config_key(hp: dict) -> tuple:
     return (int(hp["blocks"]), int(hp["filters"]), bool(hp["skip"]), float(hp["learning_rate"]))
 
 
-def ranked_candidates(rows: list[dict], top: int,
-                      schedule: Schedule = CONFIRM_SCHEDULE) -> list[Candidate]:  # fmt: skip
-    """The ``top`` best distinct configurations among the completed trials, each to be
-    retrained under ``schedule``.
+def ranked_candidates(rows: list[dict], top: int, schedule: Schedule = CONFIRM_SCHEDULE,
+                      rule: str = "top") -> list[Candidate]:  # fmt: skip
+    """The configurations to confirm, in Hyperband's order, each to be retrained under
+    ``schedule``: with ``rule`` "top" the ``top`` best distinct ones among the completed
+    trials; with "sizes" the best one of each of ``top`` size classes (``size_classes``),
+    every one trained as long as the longest of their lineages, so they compete on equal
+    terms and a class whose best trial Hyperband stopped early is not cut short again.
 
     Ranked as best.json ranks trials (val_accuracy, ties: fewer lineage epochs, then the
     first trial); a configuration continued by Hyperband counts once, at its best trial.
@@ -128,16 +139,37 @@ def ranked_candidates(rows: list[dict], top: int,
     done = [r for r in rows if r["status"] == "COMPLETED" and r.get("val_accuracy") is not None
             and r.get("lineage_epochs") is not None]  # fmt: skip
     done.sort(key=lambda r: (-r["val_accuracy"], r["lineage_epochs"], r["trial_id"]))
-    out: list[Candidate] = []
-    seen: set[tuple] = set()
+    distinct: dict[tuple, dict] = {}
     for r in done:
-        hp = records.hyperparameters_of(r)
-        if config_key(hp) in seen or len(out) >= top:
-            continue
-        seen.add(config_key(hp))
-        out.append(Candidate(len(out) + 1, r["trial_id"], hp, int(r["lineage_epochs"]),
-                             float(r["val_accuracy"]), schedule))  # fmt: skip
-    return out
+        distinct.setdefault(config_key(records.hyperparameters_of(r)), r)
+    best = list(distinct.values())
+    chosen = best[:top] if rule == "top" else best_by_size(best, top)
+    length = max((int(r["lineage_epochs"]) for r in chosen), default=0)
+    return [
+        Candidate(rank, r["trial_id"], records.hyperparameters_of(r), int(r["lineage_epochs"]),
+                  float(r["val_accuracy"]), schedule, None if rule == "top" else length)
+        for rank, r in enumerate(chosen, 1)
+    ]  # fmt: skip
+
+
+def network_flops(row: dict) -> float:
+    return forward_flops(int(row["blocks"]), int(row["filters"]))
+
+
+def size_classes(rows: list[dict], classes: int) -> list[list[float]]:
+    """The distinct network sizes (forward FLOPs: skip on and off are one size) among
+    ``rows``, smallest first, split into ``classes`` runs of consecutive sizes, as equal in
+    count as they divide (fewer when there are fewer sizes)."""
+    sizes = sorted({network_flops(r) for r in rows})
+    count = min(classes, len(sizes))
+    return [list(group) for group in np.array_split(np.array(sizes), count)] if count else []
+
+
+def best_by_size(ranked: list[dict], classes: int) -> list[dict]:
+    """The best row of each size class, in ``ranked``'s (Hyperband's) order."""
+    groups = size_classes(ranked, classes)
+    picked = [next(r for r in ranked if network_flops(r) in g) for g in groups]
+    return [r for r in ranked if r in picked]
 
 
 def confirm_seed(run_seed: int, index: int) -> int:
@@ -155,8 +187,9 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     trial: best.json then names Hyperband's best, as before this stage existed).
     """
     candidates = ranked_candidates(
-        rows, config.confirm_top, confirm_schedule(config.trial_schedule)
-    )
+        rows, config.confirm_top, confirm_schedule(config.trial_schedule),
+        config.confirm_candidates,
+    )  # fmt: skip
     if not candidates:
         write_best(config.run_dir, rows, None)
         return None
@@ -194,6 +227,7 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     confirmation = summarize_confirmation(
         candidates, done, config.confirm_seeds, config.trial_schedule
     )
+    confirmation["candidates_rule"] = config.confirm_candidates
     for line in summary_lines(confirmation, rows):
         print(line)
     print(f"results: {config.run_dir / records.CONFIRM_FILE}")
@@ -227,8 +261,14 @@ def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None
     """What the stage will train, and how, before it does."""
     total = len(candidates) * config.confirm_seeds
     epochs = sum(c.epochs for c, _ in todo)
+    which = f"the top {len(candidates)} configurations"
+    if config.confirm_candidates == "sizes":
+        which = (
+            f"Hyperband's best in each of {len(candidates)} network-size classes, each as "
+            f"long as the longest lineage among them ({candidates[0].basis_epochs} epochs)"
+        )
     print(
-        f"confirmation: the top {len(candidates)} configurations x {config.confirm_seeds} "
+        f"confirmation: {which} x {config.confirm_seeds} "
         f"seeds, retrained from scratch on the finalizer's schedule "
         f"({confirm_recipe_text(config.trial_schedule)}) on "
         f"the trials' {len(data.y_train):,} images, scored on {len(data.y_valid):,} validation "
@@ -336,7 +376,8 @@ def summarize_confirmation(candidates: list[Candidate], rows: list[dict], seeds:
         stats = summarize([score(r) for r in runs])
         entries.append({
             "rank": c.rank, "trial_id": c.trial_id, "hyperparameters": c.hyperparameters,
-            "lineage_epochs": c.lineage_epochs, "epochs": c.epochs, "peak_learning_rate": c.peak,
+            "lineage_epochs": c.lineage_epochs, "length_epochs": c.basis_epochs,
+            "epochs": c.epochs, "peak_learning_rate": c.peak,
             "hyperband_val_accuracy": c.hyperband_val_accuracy,
             "seeds": [r["seed"] for r in runs], "scores": [score(r) for r in runs],
             "mean": stats.mean, "sd": stats.sd,

@@ -103,7 +103,7 @@ def _confirmed_winner(run_dir: Path, rows: list[dict]) -> tuple[dict, dict] | No
             "trial with its hyperparameters (edited or damaged?); rerun the search to "
             "rewrite it, or pick one with --trial"
         )
-    brief = {k: winner.get(k) for k in ("mean", "sd", "scores", "seeds")}
+    brief = {k: winner.get(k) for k in ("mean", "sd", "scores", "seeds", "length_epochs")}
     brief["recipe"] = best["confirmation"].get("recipe")
     return row, {**brief, "distinguishable": best["confirmation"].get("distinguishable")}
 
@@ -142,6 +142,12 @@ def epochs_from_lineage(choice: Choice, factor: float = 1.0) -> tuple[int, str]:
             )
         raise UsageError("--epochs is required with --hyperparameters")
     lineage = int(choice.lineage_epochs)
+    length = (choice.provenance.get("confirmation") or {}).get("length_epochs")
+    if length is not None and int(length) != lineage:
+        # --confirm-candidates sizes: the winner trained as long as the longest lineage
+        # among the candidates, and that length is what its confirmation measured
+        epochs = epochs_times(int(length), factor)
+        return epochs, f"{factor:g} x the {int(length)} epochs of the longest confirmed lineage"
     epochs = epochs_times(lineage, factor)
     if factor == 1:
         return epochs, "best trial's lineage epochs"

@@ -401,5 +401,5 @@ def test_a_search_confirms_by_size_when_asked(resumed, tmp_path):
     sizes = {(c["hyperparameters"]["blocks"], c["hyperparameters"]["filters"]) for c in candidates}
     assert len(sizes) == 2  # one of each class
     assert len({c["epochs"] for c in candidates}) == 1  # all as long
-    bad = run_module("tuning.search", *args, *SEARCH_ARGS, "--confirm-candidates", "best")
-    assert bad.returncode == 2 and "invalid choice: 'best'" in bad.stderr
+    with pytest.raises(UsageError, match="--confirm-candidates must be one of top, sizes"):
+        SearchConfig(confirm_candidates="best")

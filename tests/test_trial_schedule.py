@@ -13,7 +13,7 @@ import pytest
 from conftest import SEARCH_ARGS, run_module
 
 from hypermodels.trial_schedule import TrialSchedule, budget_steps
-from tuning.config import FinalizeConfig, SearchConfig, confirm_recipe_text, confirm_schedule
+from tuning.config import FinalizeConfig, SearchConfig, confirm_recipe_text, final_schedule
 from tuning.errors import UsageError
 
 
@@ -46,8 +46,8 @@ def test_after_budgeted_trials_the_searched_rate_is_the_peak():
     given = FinalizeConfig(max_lr=0.02, lr_scale=2.0)  # a flag given wins over either rule
     assert given.schedule_for("budget").peak(0.03)[0] == 0.02
     assert given.schedule_for("budget").peak(0.005)[0] == 0.01
-    assert confirm_schedule("budget").peak(0.004)[0] == 0.004
-    assert confirm_schedule("constant").peak(0.004)[0] == 0.05
+    assert final_schedule("budget").peak(0.004)[0] == 0.004
+    assert final_schedule("constant").peak(0.004)[0] == 0.05
     assert "from the searched rate;" in confirm_recipe_text("budget")
     assert "4 x the searched rate, at least 0.05" in confirm_recipe_text("constant")
 

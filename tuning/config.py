@@ -19,7 +19,19 @@ from hypermodels.recipe import Recipe
 from hypermodels.space import SearchSpace
 from hypermodels.trial_schedule import TRIAL_SCHEDULES
 from tuning.errors import UsageError
-from tuning.schedule import SCHEDULES, Schedule  # noqa: F401  (re-exported)
+from tuning.schedule import (  # noqa: F401  (the retraining rate's defaults, re-exported)
+    DEFAULT_LR_SCALE,
+    DEFAULT_MAX_LR,
+    DEFAULT_MIN_LR,
+    DEFAULT_SCHEDULE,
+    DEFAULT_WARMUP_EPOCHS,
+    PEAK_RULES,
+    SCHEDULES,
+    Schedule,
+    final_schedule,
+    peak_rule,
+    peak_text,
+)
 
 DEFAULT_DIRECTORY = "runs"
 DEFAULT_PROJECT = "search"
@@ -50,26 +62,9 @@ DEFAULT_TRIAL_IMAGES: int | None = 12000  # each trial trains on 1/4 of train (N
 # How the rate moves within a trial (hypermodels.trial_schedule): "constant", or "budget",
 # the final recipe's warm-up + cosine compressed to each trial's own epochs.
 DEFAULT_TRIAL_SCHEDULE = "constant"
-DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
-DEFAULT_WARMUP_EPOCHS = 1
 # finalize epochs = factor x the best trial's lineage epochs; 4 with translation (phase 5 of
 # docs/accuracy.md: 2 x without it already overfits, and 4 x alone did not help)
 DEFAULT_EPOCHS_FACTOR = 4.0
-# The finalizer's (peak) learning rate = scale x the searched rate, at most DEFAULT_MAX_LR:
-# trials run at a constant rate, while warm-up + cosine decay tolerates a higher peak.
-DEFAULT_LR_SCALE = 4.0  # measured: docs/accuracy.md, "The finalizer's peak rate"
-DEFAULT_MAX_LR = 0.1
-# ... and at least DEFAULT_MIN_LR: a network searched at a low rate still decays from the
-# 0.05-0.1 plateau where the final recipe trains best (docs/accuracy.md, phases 7 and 8).
-DEFAULT_MIN_LR = 0.05
-# Those three describe a search whose trials ran at a constant rate. After trials that ran
-# the final schedule's shape themselves (--trial-schedule budget: warm-up + cosine from the
-# searched rate), the searched rate already is a peak, measured as one: the finalizer and the
-# confirmation then train at it, without scale, floor or cap.
-PEAK_RULES: dict[str, tuple[float, float, float]] = {  # lr_scale, min_lr, max_lr
-    "constant": (DEFAULT_LR_SCALE, DEFAULT_MIN_LR, DEFAULT_MAX_LR),
-    "budget": (1.0, 0.0, math.inf),
-}
 # Augmentation only paid off in longer trainings (docs/accuracy.md): trials go without it,
 # the finalizer's long training on train+valid uses it, translation (a random crop of the
 # zero-padded, standardized image) included since phase 5.
@@ -113,14 +108,6 @@ DEFAULT_CONFIRM_EPOCHS_FACTOR = 2.0
 DEFAULT_CONFIRM_AUGMENT: tuple[str, ...] = ("flip", "erase")
 
 
-def peak_text(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> str:
-    """The default peak rule after trials of ``trial_schedule``, in words."""
-    scale, floor, cap = PEAK_RULES[trial_schedule]
-    if (scale, floor, cap) == (1.0, 0.0, math.inf):
-        return "the searched rate"
-    return f"{scale:g} x the searched rate, at least {floor:g} and at most {cap:g}"
-
-
 def confirm_recipe_text(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> str:
     """How the confirmation trains (best.json keeps it, so a retraining sees a change)."""
     return (
@@ -128,16 +115,6 @@ def confirm_recipe_text(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> str:
         f"augment {','.join(DEFAULT_CONFIRM_AUGMENT)}; "
         f"{DEFAULT_CONFIRM_EPOCHS_FACTOR:g} x its lineage epochs"
     )
-
-
-def confirm_schedule(trial_schedule: str = DEFAULT_TRIAL_SCHEDULE) -> Schedule:
-    """The confirmation's schedule: the finalizer's default after trials of ``trial_schedule``."""
-    return Schedule("cosine", DEFAULT_WARMUP_EPOCHS, *_scale_cap_floor(trial_schedule))
-
-
-def _scale_cap_floor(trial_schedule: str) -> tuple[float, float, float]:
-    scale, floor, cap = PEAK_RULES[trial_schedule]
-    return scale, cap, floor  # Schedule's order
 
 
 # Distributed search (tuning.engine): this process's part, and how a trial trains.
@@ -164,6 +141,11 @@ def check_training_args(batch_size: int, seed: int) -> None:
         raise UsageError(f"--batch-size must be positive, not {batch_size}")
     if not 0 <= seed <= MAX_SEED:
         raise UsageError(f"--seed must be in 0..{MAX_SEED}, not {seed}")
+
+
+def _one_of(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"{flag} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def _at_least(flag: str, value: int | float | None, low: int | float) -> None:
@@ -211,29 +193,15 @@ class SearchConfig:
             )
         _at_least("--confirm-top", self.confirm_top, 0)
         _at_least("--confirm-seeds", self.confirm_seeds, 1)
-        if self.confirm_candidates not in CONFIRM_CANDIDATES:
-            raise UsageError(
-                f"--confirm-candidates must be one of {', '.join(CONFIRM_CANDIDATES)}, "
-                f"not {self.confirm_candidates!r}"
-            )
+        _one_of("--confirm-candidates", self.confirm_candidates, CONFIRM_CANDIDATES)
         _at_least("--factor", self.factor, 2)
         _at_least("--hyperband-iterations", self.hyperband_iterations, 1)
         check_training_args(self.batch_size, self.seed)
         _at_least("--trial-images", self.trial_images, 10)
         _at_least("--max-consecutive-failures", self.max_consecutive_failures, 1)
-        if self.sampler not in SAMPLERS:
-            raise UsageError(
-                f"--sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}"
-            )
-        if self.trial_schedule not in TRIAL_SCHEDULES:
-            raise UsageError(
-                f"--trial-schedule must be one of {', '.join(TRIAL_SCHEDULES)}, "
-                f"not {self.trial_schedule!r}"
-            )
-        if self.strategy not in STRATEGIES:
-            raise UsageError(
-                f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
-            )
+        _one_of("--sampler", self.sampler, SAMPLERS)
+        _one_of("--trial-schedule", self.trial_schedule, TRIAL_SCHEDULES)
+        _one_of("--strategy", self.strategy, STRATEGIES)
         if self.cpu_replicas is not None and (self.strategy != "mirrored" or self.cpu_replicas < 1):
             raise UsageError("--cpu-replicas needs --strategy mirrored and a positive count")
         if not 0.0 <= self.resume_every_s < math.inf:
@@ -391,7 +359,7 @@ class FinalizeConfig:
     def schedule_for(self, trial_schedule: str) -> Schedule:
         """The final training's schedule after a search whose trials ran ``trial_schedule``:
         each of --lr-scale, --max-lr and --min-lr as given, else its rule in PEAK_RULES."""
-        scale, cap, floor = _scale_cap_floor(trial_schedule)
+        scale, cap, floor = peak_rule(trial_schedule)
         return Schedule(
             self.schedule,
             self.warmup_epochs,
@@ -402,13 +370,8 @@ class FinalizeConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))
-        if self.train_on not in TRAIN_ON:
-            raise UsageError(
-                f"--train-on must be one of {', '.join(TRAIN_ON)}, not {self.train_on!r}"
-            )
-        if self.tta not in TTA_CHOICES:
-            choices = ", ".join(TTA_CHOICES)
-            raise UsageError(f"--tta must be one of {choices}, not {self.tta!r}")
+        _one_of("--train-on", self.train_on, TRAIN_ON)
+        _one_of("--tta", self.tta, TTA_CHOICES)
         _at_least("--epochs", self.epochs, 1)
         self.lr_schedule  # noqa: B018  (the schedule's flags are checked by the value itself)
         if self.epochs is not None:

@@ -13,6 +13,23 @@ from dataclasses import dataclass
 from tuning.errors import UsageError
 
 SCHEDULES = ("cosine", "constant")
+DEFAULT_SCHEDULE = "cosine"  # the finalizer's learning-rate schedule
+DEFAULT_WARMUP_EPOCHS = 1
+# The finalizer's (peak) learning rate = scale x the searched rate, at most DEFAULT_MAX_LR:
+# trials run at a constant rate, while warm-up + cosine decay tolerates a higher peak.
+DEFAULT_LR_SCALE = 4.0  # measured: docs/accuracy.md, "The finalizer's peak rate"
+DEFAULT_MAX_LR = 0.1
+# ... and at least DEFAULT_MIN_LR: a network searched at a low rate still decays from the
+# 0.05-0.1 plateau where the final recipe trains best (docs/accuracy.md, phases 7 and 8).
+DEFAULT_MIN_LR = 0.05
+# Those three describe a search whose trials ran at a constant rate. After trials that ran
+# the final schedule's shape themselves (--trial-schedule budget: warm-up + cosine from the
+# searched rate), the searched rate already is a peak, measured as one: the finalizer and the
+# confirmation then train at it, without scale, floor or cap.
+PEAK_RULES: dict[str, tuple[float, float, float]] = {  # lr_scale, min_lr, max_lr
+    "constant": (DEFAULT_LR_SCALE, DEFAULT_MIN_LR, DEFAULT_MAX_LR),
+    "budget": (1.0, 0.0, math.inf),
+}
 
 
 @dataclass(frozen=True)
@@ -75,3 +92,24 @@ class Schedule:
         if epochs is not None and self.warmup_epochs >= epochs:
             return f"{self.warmup_epochs}-epoch warm-up to {text}, the whole training (no decay)"
         return f"{self.warmup_epochs}-epoch warm-up + cosine decay from {text}"
+
+
+def peak_rule(trial_schedule: str) -> tuple[float, float, float]:
+    """(lr_scale, max_lr, min_lr), Schedule's order, of the default peak after a search
+    whose trials ran ``trial_schedule``."""
+    scale, floor, cap = PEAK_RULES[trial_schedule]
+    return scale, cap, floor
+
+
+def peak_text(trial_schedule: str) -> str:
+    """The default peak rule after trials of ``trial_schedule``, in words."""
+    scale, cap, floor = peak_rule(trial_schedule)
+    if (scale, floor, cap) == (1.0, 0.0, math.inf):
+        return "the searched rate"
+    return f"{scale:g} x the searched rate, at least {floor:g} and at most {cap:g}"
+
+
+def final_schedule(trial_schedule: str) -> Schedule:
+    """The finalizer's default schedule after trials of ``trial_schedule`` (the
+    confirmation trains under it too)."""
+    return Schedule(DEFAULT_SCHEDULE, DEFAULT_WARMUP_EPOCHS, *peak_rule(trial_schedule))

@@ -54,7 +54,7 @@ from tuning.config import (
     Schedule,
     SearchConfig,
     confirm_recipe_text,
-    confirm_schedule,
+    final_schedule,
 )
 from tuning.engine.confirm_text import summary_lines, winner_verdict
 from tuning.engine.results import describe_hyperparameters, write_best
@@ -65,10 +65,10 @@ from tuning.rundir.resume import SearchInterrupted
 from tuning.stats import paired_t, summarize
 
 # The finalizer's default schedule after constant-rate trials (the confirmation trains
-# under the one for the run's trials: config.confirm_schedule), and the one the
+# under the one for the run's trials: config.final_schedule), and the one the
 # stage used before the floor (f14b369 to b0715fd), for the confirm.csv rows of older runs,
 # which do not record their peak: fixed values, not today's defaults
-CONFIRM_SCHEDULE = confirm_schedule("constant")
+CONFIRM_SCHEDULE = final_schedule("constant")
 BEFORE_FLOOR = Schedule("cosine", warmup_epochs=1, lr_scale=4.0, max_lr=0.1)
 CONFIRM_STREAM = 15  # keeps these seeds apart from the trials' and the ablation's
 LOG_FOLDER = "confirm"  # <run>/tensorboard/confirm/<rank>_s<seed index>
@@ -187,7 +187,7 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     trial: best.json then names Hyperband's best, as before this stage existed).
     """
     candidates = ranked_candidates(
-        rows, config.confirm_top, confirm_schedule(config.trial_schedule),
+        rows, config.confirm_top, final_schedule(config.trial_schedule),
         config.confirm_candidates,
     )  # fmt: skip
     if not candidates:

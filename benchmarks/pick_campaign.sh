@@ -39,4 +39,34 @@ rungs --recipes restart,budget --rates 0.1
 step "yardstick, seed 1 for the shapes within 1 point"
 python benchmarks/yardstick.py --data-dir "$DATA" --seeds 1 --within 1.0 \
     --out "$CAMPAIGN/yardstick.csv"
+
+# 4. The lever in the search (chosen by step 2: short trials rank the shapes backwards, so
+#    the confirmation takes the best of each size class). Per seed 0-4: one search with
+#    today's top-3 confirmation (the "before"), then a copy of it given the size-class
+#    confirmation (not part of a run's definition: the rerun trains only its confirmation,
+#    on the same trials, so the two picks are paired). A rerun resumes either where it
+#    stopped; each finished run's small files go to docs/results/searches/ (commit them).
+search() { python -m tuning.search --data-dir "$DATA" --seed "$1" --project-name "seed$1" "${@:2}"; }
+keep() {
+    mkdir -p "docs/results/searches/$1/seed$2"
+    cp "$CAMPAIGN/searches/$1/seed$2/"{trials.csv,confirm.csv,best.json} "docs/results/searches/$1/seed$2/"
+}
+for s in 0 1 2 3 4; do
+    step "search seed $s, --confirm-candidates top"
+    search "$s" --directory "$CAMPAIGN/searches/top"
+    keep top "$s"
+    if [ ! -d "$CAMPAIGN/searches/sizes/seed$s" ]; then  # copied whole, then renamed
+        mkdir -p "$CAMPAIGN/searches/sizes"
+        rm -rf "$CAMPAIGN/searches/sizes/.seed$s.copy"
+        cp -r "$CAMPAIGN/searches/top/seed$s" "$CAMPAIGN/searches/sizes/.seed$s.copy"
+        mv "$CAMPAIGN/searches/sizes/.seed$s.copy" "$CAMPAIGN/searches/sizes/seed$s"
+    fi
+    step "the same trials, --confirm-candidates sizes"
+    search "$s" --directory "$CAMPAIGN/searches/sizes" --confirm-candidates sizes
+    keep sizes "$s"
+done
+step "rank fidelity of the ten searches"
+python benchmarks/fidelity.py --yardstick "$CAMPAIGN/yardstick.csv" \
+    --out "$CAMPAIGN/fidelity.csv" --plot "$CAMPAIGN/fidelity.png" \
+    "$CAMPAIGN"/searches/{sizes,top}/seed{0,1,2,3,4}
 step "done"

@@ -246,16 +246,17 @@ def add_schedule_args(parser: argparse.ArgumentParser, default: Schedule, note: 
     parser.add_argument(
         "--warmup-epochs", type=int, default=default.warmup_epochs, help="(%(default)s)"
     )
-    budget = dict(zip(("--lr-scale", "--min-lr", "--max-lr"), PEAK_RULES["budget"], strict=True))
     peak = {
-        "--lr-scale": ("peak = this many times the searched learning rate", default.lr_scale),
-        "--max-lr": ("... but at most this rate", default.max_lr),
-        "--min-lr": ("... and at least this rate", default.min_lr),
+        "lr_scale": "peak = this many times the searched learning rate",
+        "max_lr": "... but at most this rate",
+        "min_lr": "... and at least this rate",
     }
-    for flag, (text, value) in peak.items():
+    for field, text in peak.items():
+        flag, value = "--" + field.replace("_", "-"), getattr(default, field)
         shown = f"{value:g}"
         if peak_from_run:
-            shown += f" after constant-rate trials, {budget[flag]:g} after --trial-schedule budget"
+            budget = PEAK_RULES["budget"][field]
+            shown += f" after constant-rate trials, {budget:g} after --trial-schedule budget"
         parser.add_argument(
             flag,
             type=float,

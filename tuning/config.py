@@ -29,7 +29,6 @@ from tuning.schedule import (  # noqa: F401  (the retraining rate's defaults, re
     SCHEDULES,
     Schedule,
     final_schedule,
-    peak_rule,
     peak_text,
 )
 
@@ -359,14 +358,11 @@ class FinalizeConfig:
     def schedule_for(self, trial_schedule: str) -> Schedule:
         """The final training's schedule after a search whose trials ran ``trial_schedule``:
         each of --lr-scale, --max-lr and --min-lr as given, else its rule in PEAK_RULES."""
-        scale, cap, floor = peak_rule(trial_schedule)
-        return Schedule(
-            self.schedule,
-            self.warmup_epochs,
-            scale if self.lr_scale is None else self.lr_scale,
-            cap if self.max_lr is None else self.max_lr,
-            floor if self.min_lr is None else self.min_lr,
-        )
+        given = {"lr_scale": self.lr_scale, "max_lr": self.max_lr, "min_lr": self.min_lr}
+        peak = {
+            k: v if given[k] is None else given[k] for k, v in PEAK_RULES[trial_schedule].items()
+        }
+        return Schedule(self.schedule, self.warmup_epochs, **peak)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run_dir", Path(self.run_dir))

@@ -26,9 +26,9 @@ DEFAULT_MIN_LR = 0.05
 # the final schedule's shape themselves (--trial-schedule budget: warm-up + cosine from the
 # searched rate), the searched rate already is a peak, measured as one: the finalizer and the
 # confirmation then train at it, without scale, floor or cap.
-PEAK_RULES: dict[str, tuple[float, float, float]] = {  # lr_scale, min_lr, max_lr
-    "constant": (DEFAULT_LR_SCALE, DEFAULT_MIN_LR, DEFAULT_MAX_LR),
-    "budget": (1.0, 0.0, math.inf),
+PEAK_RULES: dict[str, dict[str, float]] = {  # Schedule's fields, by the trials' schedule
+    "constant": {"lr_scale": DEFAULT_LR_SCALE, "max_lr": DEFAULT_MAX_LR, "min_lr": DEFAULT_MIN_LR},
+    "budget": {"lr_scale": 1.0, "max_lr": math.inf, "min_lr": 0.0},
 }
 
 
@@ -94,22 +94,16 @@ class Schedule:
         return f"{self.warmup_epochs}-epoch warm-up + cosine decay from {text}"
 
 
-def peak_rule(trial_schedule: str) -> tuple[float, float, float]:
-    """(lr_scale, max_lr, min_lr), Schedule's order, of the default peak after a search
-    whose trials ran ``trial_schedule``."""
-    scale, floor, cap = PEAK_RULES[trial_schedule]
-    return scale, cap, floor
-
-
 def peak_text(trial_schedule: str) -> str:
     """The default peak rule after trials of ``trial_schedule``, in words."""
-    scale, cap, floor = peak_rule(trial_schedule)
-    if (scale, floor, cap) == (1.0, 0.0, math.inf):
+    rule = PEAK_RULES[trial_schedule]
+    if rule == PEAK_RULES["budget"]:
         return "the searched rate"
-    return f"{scale:g} x the searched rate, at least {floor:g} and at most {cap:g}"
+    return (f"{rule['lr_scale']:g} x the searched rate, at least {rule['min_lr']:g} and at "
+            f"most {rule['max_lr']:g}")  # fmt: skip
 
 
 def final_schedule(trial_schedule: str) -> Schedule:
     """The finalizer's default schedule after trials of ``trial_schedule`` (the
     confirmation trains under it too)."""
-    return Schedule(DEFAULT_SCHEDULE, DEFAULT_WARMUP_EPOCHS, *peak_rule(trial_schedule))
+    return Schedule(DEFAULT_SCHEDULE, DEFAULT_WARMUP_EPOCHS, **PEAK_RULES[trial_schedule])

@@ -65,7 +65,7 @@ from tuning.rundir.resume import SearchInterrupted
 from tuning.stats import paired_t, summarize
 
 # The finalizer's default schedule after constant-rate trials (the confirmation trains
-# under the one for the run's trials: config.final_schedule), and the one the
+# under the one for the run's trials: tuning.schedule.final_schedule), and the one the
 # stage used before the floor (f14b369 to b0715fd), for the confirm.csv rows of older runs,
 # which do not record their peak: fixed values, not today's defaults
 CONFIRM_SCHEDULE = final_schedule("constant")

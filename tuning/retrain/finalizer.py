@@ -91,12 +91,12 @@ def finalize_locked(config: FinalizeConfig) -> dict:
         f"{'with flip TTA' if tta == 'flip' else 'single view'}",
         flush=True,
     )
-    trained = train_final(config, schedule, (choice, settings, data), epochs, folder)
+    trained = train_final(config, schedule, choice, settings, data, epochs, folder)
     check_converged(trained, config, schedule)
     model = saved_model(trained, choice, settings, data, folder)
     validation = validation_summary(trained.history, model, data.validation, tta)
     result, x_test_size, eval_s = test_once(model, settings, tta)
-    report = final_report(config, schedule, (choice, settings, data), trained,
+    report = final_report(config, schedule, choice, settings, data, trained,
                           (epochs, epochs_source), (peak_lr, schedule_text))  # fmt: skip
     report.update(result)
     report["sizes"]["test"] = x_test_size
@@ -111,11 +111,10 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     return report
 
 
-def final_report(config, schedule: Schedule, what: tuple, trained: Trained,
-                 epochs: tuple[int, str], rate: tuple[float, str]) -> dict:  # fmt: skip
-    """report.json without the test results: what was trained, how, and from what
-    (``what``: the choice, its settings and its data)."""
-    choice, settings, data = what
+def final_report(config, schedule: Schedule, choice: Choice, settings, data: FitData,
+                 trained: Trained, epochs: tuple[int, str],
+                 rate: tuple[float, str]) -> dict:  # fmt: skip
+    """report.json without the test results: what was trained, how, and from what."""
     (epochs, epochs_source), (peak_lr, schedule_text) = epochs, rate
     return {
         "hyperparameters": choice.hyperparameters,
@@ -171,10 +170,9 @@ def load_fit_data(settings: TrainingSettings, train_on: str) -> FitData:
     return FitData(x, y, mean, variance, validation, splits, time.perf_counter() - t0)
 
 
-def train_final(config, schedule: Schedule, what: tuple, epochs, folder) -> Trained:
-    """The one long training, under the finalizer's schedule (``what``: the choice, its
-    settings and its data)."""
-    choice, settings, data = what
+def train_final(config, schedule: Schedule, choice: Choice, settings, data: FitData, epochs,
+                folder) -> Trained:  # fmt: skip
+    """The one long training, under the finalizer's schedule."""
     return retrain(
         choice.hyperparameters,
         settings,

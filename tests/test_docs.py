@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 import re
 import shutil
 import subprocess
@@ -255,3 +256,47 @@ def test_readme_stays_under_200_lines() -> None:
     """The README is a front page: the rest belongs in docs/ (issue 32 set the limit)."""
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) < 200, f"README.md has {len(lines)} lines; move detail into docs/"
+
+
+@pytest.fixture
+def pick_tables(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "docs"))
+    return importlib.import_module("tables.pick")
+
+
+def write_search(root: Path, rule: str, seed: int, pick: tuple, candidates: list[tuple]) -> None:
+    """A search's small files: candidates (trial id, blocks, filters, skip, epochs), the
+    first one confirmed; one 60 s trial, 120 s per confirmation training, and one stray
+    confirmation row (another length) that a sizes run inherits from its copy."""
+    where = root / "docs" / "results" / "searches" / rule / f"seed{seed}"
+    where.mkdir(parents=True)
+    hp = lambda c: {"blocks": c[1], "filters": c[2], "skip": c[3], "learning_rate": 0.02}  # noqa: E731
+    cands = [{"trial_id": c[0], "epochs": c[4], "hyperparameters": hp(c)} for c in candidates]
+    best = {"hyperparameters": hp(pick), "confirmation": {
+        "winner": {"mean": 0.91}, "candidates": cands, "distinguishable": False}}  # fmt: skip
+    (where / "best.json").write_text(json.dumps(best))
+    (where / "trials.csv").write_text("trial_id,seconds\n0000,60\n")
+    rows = [f"{c[0]},{c[4]},120" for c in candidates] + [f"{candidates[0][0]},99,1000"]
+    (where / "confirm.csv").write_text("trial_id,epochs,seconds\n" + "\n".join(rows) + "\n")
+
+
+def test_searches_table_scores_each_rule_s_pick_on_the_yardstick(tmp_path, pick_tables):
+    results = tmp_path / "docs" / "results"
+    results.mkdir(parents=True)
+    (results / "yardstick.csv").write_text(
+        "blocks,filters,skip,seed,val_accuracy,val_accuracy_tta,seconds\n"
+        "3,64,False,0,0.94,0.9440,900\n1,32,False,0,0.93,0.9360,200\n"
+        "3,64,False,1,0.94,0.9420,900\n1,32,False,1,0.93,0.9340,200\n"
+    )
+    assert pick_tables.searches(tmp_path).startswith("**Not yet measured.**")
+    small, large = ("0003", 1, 32, False, 8), ("0007", 3, 64, False, 9)
+    write_search(tmp_path, "top", 0, small, [small])
+    write_search(tmp_path, "sizes", 0, large, [small, large])
+    write_search(tmp_path, "top", 1, large, [large])
+    text = pick_tables.searches(tmp_path)
+    # yardstick means: 3x64 off 0.9430 (best), 1x32 off 0.9350: regret 0.80 points
+    assert "| 0 | 1x32 off | 1x32 off, lr 0.02 (0.9100) | 0.80 | 3 | 1x32 off, 3x64 off |" in text
+    assert "3x64 off, lr 0.02 (0.9100) | 0.00 | 5 |" in text  # 60 s + 2 x 120 s, no stray row
+    assert "| 1 | 3x64 off | 3x64 off, lr 0.02 (0.9100) | 0.00 | 3 | not yet run |" in text
+    assert "top: mean 0.40, worst 0.80 points over 2 seeds" in text
+    assert "sizes: mean 0.00, worst 0.00 points over 1 seed" in text

@@ -8,6 +8,7 @@ to each rung under a candidate trial recipe), and ranks the second against the f
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from .core import interval, mean, num, paired, per_seed, read_rows, shape, table
 
 YARDSTICK = "docs/results/yardstick.csv"
 RUNGS = "docs/results/rungs.csv"
+SEARCHES = "docs/results/searches"  # {rule}/seed{N}/: trials.csv, confirm.csv, best.json
+RULES = ("top", "sizes")  # --confirm-candidates: today's default, then the lever
 # The finalizer trains on train+valid (60,000 images) for 4 x the pick's lineage epochs,
 # 36 for a trial of the default 9-epoch rung; the yardstick on 48,000 images for 32.
 FINAL_IMAGES, FINAL_EPOCHS = 60000, 36
@@ -114,6 +117,81 @@ def yardstick_cost(root: Path) -> str:
     )
 
 
+def _search(root: Path, rule: str, seed: int) -> dict | None:
+    """One committed search's pick, candidates and minutes of training (None if absent)."""
+    where = root / SEARCHES / rule / f"seed{seed}"
+    try:
+        best = json.loads((where / "best.json").read_text())
+    except (OSError, ValueError):
+        return None
+    confirm = best.get("confirmation") or {}
+    trials = read_rows(root, f"{SEARCHES}/{rule}/seed{seed}/trials.csv")
+    confirms = read_rows(root, f"{SEARCHES}/{rule}/seed{seed}/confirm.csv")
+    # A sizes run is a copy of a top run: its confirm.csv also holds the copy's trainings.
+    wanted = {(c["trial_id"], c["epochs"]) for c in confirm.get("candidates", [])}
+    confirms = [r for r in confirms if (f"{r['trial_id']:04}", r["epochs"]) in wanted]
+    seconds = sum(float(r["seconds"] or 0) for r in trials + confirms)
+    key = lambda hp: (hp["blocks"], hp["filters"], hp["skip"])  # noqa: E731
+    return {
+        "pick": key(best["hyperparameters"]),
+        "lr": best["hyperparameters"]["learning_rate"],
+        "mean": (confirm.get("winner") or {}).get("mean"),
+        "candidates": [key(c["hyperparameters"]) for c in confirm.get("candidates", [])],
+        "distinguishable": confirm.get("distinguishable"),
+        "minutes": seconds / 60,
+    }
+
+
+def _short(s: tuple) -> str:
+    return f"{s[0]}x{s[1]} {'on' if s[2] else 'off'}"
+
+
+def searches(root: Path) -> str:
+    """Per seed, the pick of today's confirmation (the trials' top 3) beside the pick of the
+    size-class confirmation on the same trials, each scored by its regret on the yardstick."""
+    seeds = sorted(
+        int(d.name[4:]) for d in (root / SEARCHES / "top").glob("seed*") if d.name[4:].isdigit()
+    )
+    if not seeds or not (root / YARDSTICK).is_file():
+        return _not_yet(f"{SEARCHES}/", "benchmarks/pick_campaign.sh")
+    means = {s: mean(list(v.values())) for s, v in yardstick_scores(root).items()}
+    best = max(means.values())
+    regret = lambda s: 100 * (best - means[s]) if s in means else None  # noqa: E731
+    lines, regrets = [], {rule: [] for rule in RULES}
+    for seed in seeds:
+        cells = [seed]
+        for rule in RULES:
+            run = _search(root, rule, seed)
+            if run is None:
+                cells += ["not yet run", "", "", ""]
+                continue
+            r = regret(run["pick"])
+            regrets[rule].append(r)
+            cells += [
+                ", ".join(_short(c) for c in run["candidates"]),
+                f"{_short(run['pick'])}, lr {run['lr']:.3g} ({num(run['mean'])})",
+                "-" if r is None else f"{r:.2f}",
+                f"{run['minutes']:.0f}",
+            ]
+        lines.append(cells)
+    summary = [
+        f"{rule}: mean {mean(v):.2f}, worst {max(v):.2f} points "
+        f"over {len(v)} seed{'s' * (len(v) > 1)}"
+        for rule, v in regrets.items() if v and None not in v
+    ]  # fmt: skip
+    headers = ["seed"] + [
+        f"{rule}: {col}" for rule in RULES
+        for col in ("candidates", "pick (confirmed mean)", "regret, points", "min of training")
+    ]  # fmt: skip
+    return "\n".join([
+        table(headers, lines), "",
+        "Regret: the yardstick's best shape mean minus the pick's, in points of validation "
+        f"accuracy (flip TTA). {'; '.join(summary) or 'No complete pair yet'}. Minutes: the "
+        "training seconds of the trials and of the candidates' confirmation trainings, as "
+        "the run's CSVs record them (a fresh search's wall time adds start-up and scoring).",
+    ])  # fmt: skip
+
+
 def rung_summary(root: Path) -> list[dict]:
     rungs = _benchmarks(root)
     rows = rungs.read_rows(root / RUNGS)
@@ -144,4 +222,9 @@ def rung_figure(root: Path, path: Path) -> None:
     _benchmarks(root).plot(path, rung_summary(root))
 
 
-TABLES = {"yardstick": yardstick, "yardstick_cost": yardstick_cost, "rung_fidelity": rung_fidelity}
+TABLES = {
+    "yardstick": yardstick,
+    "yardstick_cost": yardstick_cost,
+    "rung_fidelity": rung_fidelity,
+    "searches": searches,
+}

@@ -65,9 +65,14 @@ for s in 0 2 1; do pair "$s"; done  # seed 2: the known bad pick, first after 0
 #     tells them apart by 0.8 points). Every shape under the confirmation's kind of
 #     training (from scratch, the compressed final recipe) at equal compute: 16 epochs on
 #     the 12,000 trial images, or 4 epochs on all 48,000 training images.
-step "rungs: the confirmation's length on 12,000 images"
+#     The eight skip-off shapes first (both ways), then the skip-on ones.
+OFF=1x32off,2x32off,3x32off,4x32off,1x64off,2x64off,3x64off,4x64off
+step "rungs: the confirmation's length on 12,000 images, skip off"
+rungs --recipes budget --rates 0.05 --rungs 16 --shapes "$OFF"
+step "rungs: a quarter of the epochs on 48,000 images, skip off"
+rungs --recipes budget --rates 0.05 --rungs 4 --trial-images 48000 --shapes "$OFF"
+step "rungs: both, every shape"
 rungs --recipes budget --rates 0.05 --rungs 16
-step "rungs: a quarter of the epochs on 48,000 images"
 rungs --recipes budget --rates 0.05 --rungs 4 --trial-images 48000
 
 for s in 3 4; do pair "$s"; done

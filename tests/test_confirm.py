@@ -11,6 +11,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SEARCH_ARGS, run_module
 
@@ -18,6 +19,7 @@ from tuning.config import SearchConfig
 from tuning.engine.confirm import (
     CONFIRM_SCHEDULE,
     Candidate,
+    TrainingData,
     clear_logdir,
     config_key,
     confirm_seed,
@@ -403,3 +405,54 @@ def test_a_search_confirms_by_size_when_asked(resumed, tmp_path):
     assert len({c["epochs"] for c in candidates}) == 1  # all as long
     with pytest.raises(UsageError, match="--confirm-candidates must be one of top, sizes"):
         SearchConfig(confirm_candidates="best")
+
+
+def _images(seen: int, trials: int) -> TrainingData:
+    x, y = np.zeros((seen, 28, 28, 1)), np.zeros(seen)
+    return TrainingData(x, y, x[:2], y[:2], np.zeros(1), np.ones(1), trial_images=trials)
+
+
+def test_more_confirmation_images_mean_fewer_epochs_and_their_own_rows(tmp_path):
+    hp = {"blocks": 2, "filters": 64, "skip": False, "learning_rate": 0.02}
+    eight, nine = Candidate(1, "0000", hp, 8, 0.9), Candidate(1, "0000", hp, 9, 0.9)
+    assert (eight.epochs, nine.epochs) == (16, 18)
+    same = _images(120, 120).scaled(eight)
+    assert same == eight and same.training(0)[-1] is None  # the trials' images: as before
+    four_times = _images(480, 120)
+    assert (four_times.scaled(eight).epochs, four_times.scaled(nine).epochs) == (4, 5)
+    assert _images(60, 120).scaled(eight).epochs == 32  # fewer images: more epochs
+    scaled = four_times.scaled(eight)
+    assert scaled.train_images == 480 and scaled.training(1)[-1] == 480
+    # a row of the same configuration, length, peak and seed on the trials' images is
+    # another training: it neither counts for the scaled candidate nor the other way round
+    trials_row = _runs(eight, [0.9])[0]
+    scaled_row = {**_runs(scaled, [0.91])[0], "train_images": 480}
+    assert missing_trainings([scaled], [trials_row], 1) == [(scaled, 0)]
+    assert missing_trainings([scaled], [scaled_row], 1) == []
+    assert missing_trainings([eight], [scaled_row], 1) == [(eight, 0)]
+    # confirm.csv keeps the count, and an empty cell (the trials' images) reads back as None
+    records.write_confirm_runs(tmp_path, [trials_row, scaled_row])
+    back = {r["train_images"] for r in records.read_confirm_runs(tmp_path)}
+    assert back == {None, 480}
+    with pytest.raises(UsageError, match="--confirm-images must be at least 10"):
+        SearchConfig(confirm_images=5)
+
+
+def test_a_search_confirms_on_more_images_when_asked(resumed, tmp_path):
+    source, args, before, _ = resumed
+    run_dir = tmp_path / "c"
+    shutil.copytree(source, run_dir)
+    args = [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+    old = records.read_confirm_runs(run_dir)
+    rule = ["--confirm-top", "1", "--confirm-seeds", "1", "--confirm-images", "100"]
+    proc = run_module("tuning.search", *args, *SEARCH_ARGS, *rule)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "on 100 images of the training split (--confirm-images)" in proc.stdout
+    rows = records.read_confirm_runs(run_dir)
+    assert len(rows) == len(old) + 1  # the trials' rows kept, one new training
+    new = next(r for r in rows if r["train_images"] == 100)
+    unscaled = next(r for r in old if r["rank"] == 1 and r["seed_index"] == 0)
+    assert new["epochs"] > unscaled["epochs"]  # fewer images than the trials': more epochs
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["confirmation"]["train_images"] == 100
+    assert best["confirmation"]["winner"]["epochs"] == new["epochs"]

@@ -98,6 +98,10 @@ DEFAULT_CONFIRM_SEEDS = 2
 # so the top K can hold no large network at all.
 CONFIRM_CANDIDATES = ("top", "sizes")
 DEFAULT_CONFIRM_CANDIDATES = "top"
+# What each confirmation training sees: None, the trials' images; N, N images of the
+# training split (all of it where N is as large), for fewer epochs in proportion, so a
+# training costs the same image passes (more images, fewer epochs; docs/results/pick.md).
+DEFAULT_CONFIRM_IMAGES: int | None = None
 # Each confirmation training lasts this many times the configuration's lineage epochs: the
 # finalizer's recipe, at the length its first default had (ranking is the stage's job, and
 # every extra epoch is paid K x S times).
@@ -182,6 +186,7 @@ class SearchConfig:
     confirm_top: int = DEFAULT_CONFIRM_TOP
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS
     confirm_candidates: str = DEFAULT_CONFIRM_CANDIDATES
+    confirm_images: int | None = DEFAULT_CONFIRM_IMAGES
     time_budget_min: float | None = None  # how long it may take, not what the experiment is
 
     def __post_init__(self) -> None:
@@ -193,6 +198,7 @@ class SearchConfig:
         _at_least("--confirm-top", self.confirm_top, 0)
         _at_least("--confirm-seeds", self.confirm_seeds, 1)
         _one_of("--confirm-candidates", self.confirm_candidates, CONFIRM_CANDIDATES)
+        _at_least("--confirm-images", self.confirm_images, 10)
         _at_least("--factor", self.factor, 2)
         _at_least("--hyperband-iterations", self.hyperband_iterations, 1)
         check_training_args(self.batch_size, self.seed)

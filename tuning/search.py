@@ -88,6 +88,17 @@ def _add_plan_args(p) -> None:
         help="each trial trains on N stratified images of the training split (validation: "
         "all of it; finalize: everything); 'all' for the whole split (%(default)s)",
     )
+    _add_confirm_args(p)
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="size the plan to fit this many minutes (a new run) and stop when they are up; "
+        "rerun with a larger budget to continue (default: no limit, the plan as given)",
+    )
+
+
+def _add_confirm_args(p) -> None:
     p.add_argument(
         "--confirm-top",
         type=int,
@@ -111,11 +122,12 @@ def _add_plan_args(p) -> None:
         "trained as long as the longest of their lineages (%(default)s)",
     )
     p.add_argument(
-        "--time-budget",
-        type=float,
-        metavar="MINUTES",
-        help="size the plan to fit this many minutes (a new run) and stop when they are up; "
-        "rerun with a larger budget to continue (default: no limit, the plan as given)",
+        "--confirm-images",
+        type=int,
+        metavar="N",
+        help="each confirmation training sees N images of the training split (all of it "
+        "where N is as large) for fewer epochs in proportion, the same image passes "
+        "(default: the trials' images)",
     )
 
 

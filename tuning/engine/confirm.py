@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ from tuning.config import (
     confirm_recipe_text,
     final_schedule,
 )
-from tuning.engine.confirm_text import summary_lines, winner_verdict
+from tuning.engine.confirm_text import announce, summary_lines, winner_verdict
 from tuning.engine.results import describe_hyperparameters, write_best
 from tuning.machine.cost import forward_flops
 from tuning.retrain.training import TrainingSettings, epochs_times, retrain
@@ -87,6 +87,10 @@ class Candidate:
     # the lineage its length is taken from: its own, or with --confirm-candidates sizes the
     # longest among the candidates (every candidate then trains as long)
     length_epochs: int | None = None
+    # with --confirm-images: the images each training sees (None: the trials'), and the
+    # trials' count over it, the factor that keeps a training's image passes
+    train_images: int | None = None
+    images_scale: float = 1.0
 
     @property
     def basis_epochs(self) -> int:
@@ -94,7 +98,7 @@ class Candidate:
 
     @property
     def epochs(self) -> int:
-        return epochs_times(self.basis_epochs, DEFAULT_CONFIRM_EPOCHS_FACTOR)
+        return epochs_times(self.basis_epochs, DEFAULT_CONFIRM_EPOCHS_FACTOR * self.images_scale)
 
     @property
     def peak(self) -> float:
@@ -106,12 +110,14 @@ class Candidate:
 
     def training(self, index: int) -> tuple:
         """What identifies its training with seed index ``index`` in confirm.csv."""
-        return self.key, self.epochs, _rate_key(self.peak), index
+        return self.key, self.epochs, _rate_key(self.peak), index, self.train_images
 
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What every confirmation training sees: the trials' images and the validation split."""
+    """What every confirmation training sees: its training images (the trials', or
+    ``--confirm-images`` of them) and the validation split; ``trial_images``: how many the
+    trials saw (the count a training's epochs are scaled from)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -119,6 +125,14 @@ class TrainingData:
     y_valid: np.ndarray
     mean: np.ndarray
     variance: np.ndarray
+    trial_images: int | None = None
+
+    def scaled(self, candidate: Candidate) -> Candidate:
+        """``candidate`` trained on these images: fewer epochs where they are more."""
+        seen, trials = len(self.y_train), self.trial_images
+        if trials is None or seen == trials:
+            return candidate
+        return replace(candidate, train_images=seen, images_scale=trials / seen)
 
 
 def config_key(hp: dict) -> tuple:
@@ -186,10 +200,10 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
     Returns best.json's ``confirmation`` (None with ``--confirm-top 0`` or no completed
     trial: best.json then names Hyperband's best, as before this stage existed).
     """
-    candidates = ranked_candidates(
+    candidates = [data.scaled(c) for c in ranked_candidates(
         rows, config.confirm_top, final_schedule(config.trial_schedule),
         config.confirm_candidates,
-    )  # fmt: skip
+    )]  # fmt: skip
     if not candidates:
         write_best(config.run_dir, rows, None)
         return None
@@ -228,6 +242,7 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
         candidates, done, config.confirm_seeds, config.trial_schedule
     )
     confirmation["candidates_rule"] = config.confirm_candidates
+    confirmation["train_images"] = len(data.y_train)
     for line in summary_lines(confirmation, rows):
         print(line)
     print(f"results: {config.run_dir / records.CONFIRM_FILE}")
@@ -254,27 +269,7 @@ def _rate_key(rate: float) -> str:
 
 def _row_key(row: dict) -> tuple:
     return (config_key(row), row["epochs"], _rate_key(row["peak_learning_rate"]),
-            row["seed_index"])  # fmt: skip
-
-
-def announce(config: SearchConfig, candidates, todo, data: TrainingData) -> None:
-    """What the stage will train, and how, before it does."""
-    total = len(candidates) * config.confirm_seeds
-    epochs = sum(c.epochs for c, _ in todo)
-    which = f"the top {len(candidates)} configurations"
-    if config.confirm_candidates == "sizes":
-        which = (
-            f"Hyperband's best in each of {len(candidates)} network-size classes, each as "
-            f"long as the longest lineage among them ({candidates[0].basis_epochs} epochs)"
-        )
-    print(
-        f"confirmation: {which} x {config.confirm_seeds} "
-        f"seeds, retrained from scratch on the finalizer's schedule "
-        f"({confirm_recipe_text(config.trial_schedule)}) on "
-        f"the trials' {len(data.y_train):,} images, scored on {len(data.y_valid):,} validation "
-        f"images; {len(todo)} of {total} trainings to run ({epochs} epochs)",
-        flush=True,
-    )
+            row["seed_index"], row.get("train_images"))  # fmt: skip
 
 
 def confirm_recipe(recipe: Recipe) -> Recipe:
@@ -319,6 +314,7 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
         "seed": seed,
         "epochs": epochs,
         "peak_learning_rate": candidate.peak,
+        "train_images": candidate.train_images,
         "val_accuracy": trained.last("val_accuracy"),
         "val_loss": trained.last("val_loss"),
         "seconds": round(trained.seconds, 3),

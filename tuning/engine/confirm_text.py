@@ -1,7 +1,9 @@
-"""What the confirmation stage (``tuning.engine.confirm``) prints: its table and verdict."""
+"""What the confirmation stage (``tuning.engine.confirm``) prints: what it will train, its
+table and verdict."""
 
 from __future__ import annotations
 
+from tuning.config import SearchConfig, confirm_recipe_text
 from tuning.rundir import records
 
 
@@ -54,3 +56,34 @@ def summary_lines(confirmation: dict, rows: list[dict]) -> list[str]:
             f"{best['trial_id']} (--trial {best['trial_id']} to take that one)"
         )
     return lines
+
+
+def announce(config: SearchConfig, candidates: list, todo: list, data) -> None:
+    """What the stage will train, and how, before it does."""
+    total = len(candidates) * config.confirm_seeds
+    epochs = sum(c.epochs for c, _ in todo)
+    which = f"the top {len(candidates)} configurations"
+    if config.confirm_candidates == "sizes":
+        which = (
+            f"Hyperband's best in each of {len(candidates)} network-size classes, each as "
+            f"long as the longest lineage among them ({candidates[0].basis_epochs} epochs)"
+        )
+    print(
+        f"confirmation: {which} x {config.confirm_seeds} "
+        f"seeds, retrained from scratch on the finalizer's schedule "
+        f"({confirm_recipe_text(config.trial_schedule)}{_scaled_text(candidates)}) on "
+        f"{_images_text(candidates, data)}, scored on {len(data.y_valid):,} validation "
+        f"images; {len(todo)} of {total} trainings to run ({epochs} epochs)",
+        flush=True,
+    )
+
+
+def _scaled_text(candidates: list) -> str:
+    scale = candidates[0].images_scale
+    return "" if scale == 1.0 else f", x {scale:.3g} for the images"
+
+
+def _images_text(candidates: list, data) -> str:
+    if candidates[0].train_images is None:
+        return f"the trials' {len(data.y_train):,} images"
+    return f"{len(data.y_train):,} images of the training split (--confirm-images)"

@@ -376,7 +376,11 @@ def confirm(config: SearchConfig, rows: list[dict], splits: Splits, train, polic
     Only the single process or the chief gets here (workers returned); with
     ``--confirm-top 0`` it only writes best.json, naming Hyperband's best as before.
     """
-    data = TrainingData(*train, splits.x_valid, splits.y_valid, splits.mean, splits.variance)
+    seen = train if config.confirm_images is None else trial_training_set(
+        splits, config.confirm_images, config.seed
+    )  # fmt: skip
+    data = TrainingData(*seen, splits.x_valid, splits.y_valid, splits.mean, splits.variance,
+                        trial_images=len(train[1]))  # fmt: skip
     run_confirmation(config, rows, data, policy, deadline)
 
 

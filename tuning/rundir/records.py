@@ -355,14 +355,17 @@ CONFIRM_FIELD_TYPES: dict[str, type] = {
     "seed": int,
     "epochs": int,
     "peak_learning_rate": float,
+    "train_images": int,
     "val_accuracy": float,
     "val_loss": float,
     "seconds": float,
     "status": str,
 }
 CONFIRM_STATUSES = ABLATION_STATUSES  # "ok", or "diverged" (a non-finite loss)
-# Columns that files of older runs lack (their rows lack the key): the peak came with its floor.
-CONFIRM_ADDED = ("peak_learning_rate",)
+# Columns that files of older runs lack (their rows lack the key): the peak came with its
+# floor, train_images with --confirm-images (empty: the trials' images).
+CONFIRM_ADDED = ("peak_learning_rate", "train_images")
+CONFIRM_EMPTY_OK = ("val_accuracy", "val_loss", "train_images")
 
 
 def read_confirm_runs(run_dir: Path) -> list[dict]:
@@ -371,13 +374,12 @@ def read_confirm_runs(run_dir: Path) -> list[dict]:
     if not path.is_file():
         return []
     rows = read_results(path, CONFIRM_FIELD_TYPES, CONFIRM_STATUSES, CONFIRM_ADDED)
-    metrics = ("val_accuracy", "val_loss")
     for row in rows:  # an added column may be absent (an older file), but never empty
         missing = [k for k in CONFIRM_FIELD_TYPES
-                   if k not in metrics and k in row and row[k] is None]  # fmt: skip
+                   if k not in CONFIRM_EMPTY_OK and k in row and row[k] is None]  # fmt: skip
         if missing:
             raise ProjectError(f"{path} is unreadable (empty cell(s) {', '.join(missing)})")
-    return _empty_as_nan(rows, metrics)
+    return _empty_as_nan(rows, ("val_accuracy", "val_loss"))
 
 
 def write_confirm_runs(run_dir: Path, rows: list[dict]) -> None:

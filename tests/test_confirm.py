@@ -363,6 +363,18 @@ def test_candidates_by_size_take_the_best_of_each_size_class_at_one_length():
     assert ranked_candidates([], 3, rule="sizes") == []
 
 
+def test_both_confirms_the_union_of_the_top_and_the_size_classes_at_one_length():
+    both = ranked_candidates(BY_SIZE, 3, rule="both")  # top 0000-0002, sizes 0000, 0001, 0005
+    assert [c.trial_id for c in both] == ["0000", "0001", "0002", "0005"]
+    assert [c.rank for c in both] == [1, 2, 3, 4]
+    assert {c.epochs for c in both} == {18} and both[3].length_epochs == 9
+    two = ranked_candidates(BY_SIZE, 2, rule="both")  # top 0000, 0001; sizes 0000, 0004
+    assert [c.trial_id for c in two] == ["0000", "0001", "0004"]
+    short = [r for r in BY_SIZE if r["lineage_epochs"] < 9]  # top 0003-0005, sizes 0003, 0005, 0006
+    assert [c.trial_id for c in ranked_candidates(short, 3, rule="both")] == [
+        "0003", "0004", "0005", "0006"]  # fmt: skip
+
+
 def test_the_finalizer_trains_a_size_winner_from_the_confirmed_length(tmp_path):
     by_size = ranked_candidates(BY_SIZE, 3, rule="sizes")
     runs = [row for c, s in zip(by_size, ([0.90, 0.90], [0.91, 0.91], [0.93, 0.92]), strict=True)

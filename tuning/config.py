@@ -96,7 +96,8 @@ DEFAULT_CONFIRM_SEEDS = 2
 # all trained as long as the longest of their lineages: short trials rank small networks
 # above the large ones the final training prefers (docs/results/pick.md, the rung table),
 # so the top K can hold no large network at all.
-CONFIRM_CANDIDATES = ("top", "sizes")
+# "both": the union of the two (up to 2 x K), every one as long as the longest lineage.
+CONFIRM_CANDIDATES = ("top", "sizes", "both")
 DEFAULT_CONFIRM_CANDIDATES = "top"
 # What each confirmation training sees: None, the trials' images; N, N images of the
 # training split (all of it where N is as large), for fewer epochs in proportion, so a

@@ -119,7 +119,8 @@ def _add_confirm_args(p) -> None:
         choices=CONFIRM_CANDIDATES,
         default=DEFAULT_CONFIRM_CANDIDATES,
         help="which K: Hyperband's top K, or its best in each of K network-size classes, all "
-        "trained as long as the longest of their lineages (%(default)s)",
+        "trained as long as the longest of their lineages, or both (the union, as long) "
+        "(%(default)s)",
     )
     p.add_argument(
         "--confirm-images",

@@ -143,8 +143,9 @@ def ranked_candidates(rows: list[dict], top: int, schedule: Schedule = CONFIRM_S
                       rule: str = "top") -> list[Candidate]:  # fmt: skip
     """The configurations to confirm, in Hyperband's order, each to be retrained under
     ``schedule``: with ``rule`` "top" the ``top`` best distinct ones among the completed
-    trials; with "sizes" the best one of each of ``top`` size classes (``size_classes``),
-    every one trained as long as the longest of their lineages, so they compete on equal
+    trials; with "sizes" the best one of each of ``top`` size classes (``size_classes``);
+    with "both" the union of the two; with "sizes" and "both" every one trained as long as
+    the longest of their lineages, so they compete on equal
     terms and a class whose best trial Hyperband stopped early is not cut short again.
 
     Ranked as best.json ranks trials (val_accuracy, ties: fewer lineage epochs, then the
@@ -158,6 +159,8 @@ def ranked_candidates(rows: list[dict], top: int, schedule: Schedule = CONFIRM_S
         distinct.setdefault(config_key(records.hyperparameters_of(r)), r)
     best = list(distinct.values())
     chosen = best[:top] if rule == "top" else best_by_size(best, top)
+    if rule == "both":  # the union, in Hyperband's order
+        chosen = [r for r in best if r in best[:top] or r in chosen]
     length = max((int(r["lineage_epochs"]) for r in chosen), default=0)
     return [
         Candidate(rank, r["trial_id"], records.hyperparameters_of(r), int(r["lineage_epochs"]),

@@ -63,11 +63,14 @@ def announce(config: SearchConfig, candidates: list, todo: list, data) -> None:
     total = len(candidates) * config.confirm_seeds
     epochs = sum(c.epochs for c, _ in todo)
     which = f"the top {len(candidates)} configurations"
-    if config.confirm_candidates == "sizes":
+    if config.confirm_candidates != "top":
         which = (
-            f"Hyperband's best in each of {len(candidates)} network-size classes, each as "
-            f"long as the longest lineage among them ({candidates[0].basis_epochs} epochs)"
-        )
+            f"Hyperband's best in each of {config.confirm_top} network-size classes"
+            + (f" and its top {config.confirm_top} ({len(candidates)} in all)"
+               if config.confirm_candidates == "both" else "")
+            + f", each as long as the longest lineage among them "
+            f"({candidates[0].basis_epochs} epochs)"
+        )  # fmt: skip
     print(
         f"confirmation: {which} x {config.confirm_seeds} "
         f"seeds, retrained from scratch on the finalizer's schedule "

@@ -264,20 +264,31 @@ def pick_tables(monkeypatch):
     return importlib.import_module("tables.pick")
 
 
-def write_search(root: Path, rule: str, seed: int, pick: tuple, candidates: list[tuple]) -> None:
+def write_search(
+    root: Path,
+    rule: str,
+    seed: int,
+    pick: tuple,
+    candidates: list[tuple],
+    images: int | None = None,
+) -> None:
     """A search's small files: candidates (trial id, blocks, filters, skip, epochs), the
-    first one confirmed; one 60 s trial, 120 s per confirmation training, and one stray
-    confirmation row (another length) that a sizes run inherits from its copy."""
+    first one confirmed; one 60 s trial, 120 s per confirmation training on ``images`` (None:
+    the trials'), and stray confirmation rows, of another length and on other images, that a
+    copied run inherits."""
     where = root / "docs" / "results" / "searches" / rule / f"seed{seed}"
     where.mkdir(parents=True)
     hp = lambda c: {"blocks": c[1], "filters": c[2], "skip": c[3], "learning_rate": 0.02}  # noqa: E731
     cands = [{"trial_id": c[0], "epochs": c[4], "hyperparameters": hp(c)} for c in candidates]
-    best = {"hyperparameters": hp(pick), "confirmation": {
-        "winner": {"mean": 0.91}, "candidates": cands, "distinguishable": False}}  # fmt: skip
+    confirmation = {"winner": {"mean": 0.91}, "candidates": cands, "train_images": images or 12000}
+    best = {"hyperparameters": hp(pick), "confirmation": confirmation}
     (where / "best.json").write_text(json.dumps(best))
     (where / "trials.csv").write_text("trial_id,seconds\n0000,60\n")
-    rows = [f"{c[0]},{c[4]},120" for c in candidates] + [f"{candidates[0][0]},99,1000"]
-    (where / "confirm.csv").write_text("trial_id,epochs,seconds\n" + "\n".join(rows) + "\n")
+    rows = [f"{c[0]},{c[4]},{images or ''},120" for c in candidates]
+    first = candidates[0]
+    rows += [f"{first[0]},99,,1000", f"{first[0]},{first[4]},{'' if images else 48000},1000"]
+    text = "trial_id,epochs,train_images,seconds\n" + "\n".join(rows) + "\n"
+    (where / "confirm.csv").write_text(text)
 
 
 def test_searches_table_scores_each_rule_s_pick_on_the_yardstick(tmp_path, pick_tables):
@@ -292,11 +303,15 @@ def test_searches_table_scores_each_rule_s_pick_on_the_yardstick(tmp_path, pick_
     small, large = ("0003", 1, 32, False, 8), ("0007", 3, 64, False, 9)
     write_search(tmp_path, "top", 0, small, [small])
     write_search(tmp_path, "sizes", 0, large, [small, large])
+    write_search(tmp_path, "both48", 0, large, [small, large], images=48000)
     write_search(tmp_path, "top", 1, large, [large])
     text = pick_tables.searches(tmp_path)
-    # yardstick means: 3x64 off 0.9430 (best), 1x32 off 0.9350: regret 0.80 points
-    assert "| 0 | 1x32 off | 1x32 off, lr 0.02 (0.9100) | 0.80 | 3 | 1x32 off, 3x64 off |" in text
-    assert "3x64 off, lr 0.02 (0.9100) | 0.00 | 5 |" in text  # 60 s + 2 x 120 s, no stray row
-    assert "| 1 | 3x64 off | 3x64 off, lr 0.02 (0.9100) | 0.00 | 3 | not yet run |" in text
+    # yardstick means: 3x64 off 0.9430 (best), 1x32 off 0.9350: regret 0.80 points;
+    # minutes: 60 s + 120 s per candidate, the stray rows not counted
+    assert "| 0 | top | 1x32 off | 1x32 off, lr 0.02 (0.9100) | 0.80 | 3 |" in text
+    assert "| 0 | sizes | 1x32 off, 3x64 off | 3x64 off, lr 0.02 (0.9100) | 0.00 | 5 |" in text
+    assert "| 0 | both48 | 1x32 off, 3x64 off | 3x64 off, lr 0.02 (0.9100) | 0.00 | 5 |" in text
+    assert "| 1 | top | 3x64 off | 3x64 off, lr 0.02 (0.9100) | 0.00 | 3 |" in text
+    assert "| 1 | sizes | not yet run |" in text
     assert "top: mean 0.40, worst 0.80 points over 2 seeds" in text
     assert "sizes: mean 0.00, worst 0.00 points over 1 seed" in text

@@ -18,7 +18,9 @@ from .core import interval, mean, num, paired, per_seed, read_rows, shape, table
 YARDSTICK = "docs/results/yardstick.csv"
 RUNGS = "docs/results/rungs.csv"
 SEARCHES = "docs/results/searches"  # {rule}/seed{N}/: trials.csv, confirm.csv, best.json
-RULES = ("top", "sizes")  # --confirm-candidates: today's default, then the lever
+# How each search was confirmed: --confirm-candidates top (the default), sizes, and both
+# with --confirm-images 48000; the last two rerun a copy of the first (the same trials).
+RULES = ("top", "sizes", "both48")
 # The finalizer trains on train+valid (60,000 images) for 4 x the pick's lineage epochs,
 # 36 for a trial of the default 9-epoch rung; the yardstick on 48,000 images for 32.
 FINAL_IMAGES, FINAL_EPOCHS = 60000, 36
@@ -128,8 +130,12 @@ def _search(root: Path, rule: str, seed: int) -> dict | None:
     trials = read_rows(root, f"{SEARCHES}/{rule}/seed{seed}/trials.csv")
     confirms = read_rows(root, f"{SEARCHES}/{rule}/seed{seed}/confirm.csv")
     # A sizes run is a copy of a top run: its confirm.csv also holds the copy's trainings.
-    wanted = {(c["trial_id"], c["epochs"]) for c in confirm.get("candidates", [])}
-    confirms = [r for r in confirms if (f"{r['trial_id']:04}", r["epochs"]) in wanted]
+    # and a --confirm-images run's rows record their image count (empty: the trials')
+    count = confirm.get("train_images")
+    images = count if any((r.get("train_images") or None) == count for r in confirms) else None
+    wanted = {(c["trial_id"], c["epochs"], images) for c in confirm.get("candidates", [])}
+    row_key = lambda r: (f"{r['trial_id']:04}", r["epochs"], r.get("train_images") or None)  # noqa: E731
+    confirms = [r for r in confirms if row_key(r) in wanted]
     seconds = sum(float(r["seconds"] or 0) for r in trials + confirms)
     key = lambda hp: (hp["blocks"], hp["filters"], hp["skip"])  # noqa: E731
     return {
@@ -147,8 +153,8 @@ def _short(s: tuple) -> str:
 
 
 def searches(root: Path) -> str:
-    """Per seed, the pick of today's confirmation (the trials' top 3) beside the pick of the
-    size-class confirmation on the same trials, each scored by its regret on the yardstick."""
+    """Per seed and confirmation rule (on the same trials), the pick and its regret on the
+    yardstick."""
     seeds = sorted(
         int(d.name[4:]) for d in (root / SEARCHES / "top").glob("seed*") if d.name[4:].isdigit()
     )
@@ -156,39 +162,36 @@ def searches(root: Path) -> str:
         return _not_yet(f"{SEARCHES}/", "benchmarks/pick_campaign.sh")
     means = {s: mean(list(v.values())) for s, v in yardstick_scores(root).items()}
     best = max(means.values())
-    regret = lambda s: 100 * (best - means[s]) if s in means else None  # noqa: E731
     lines, regrets = [], {rule: [] for rule in RULES}
     for seed in seeds:
-        cells = [seed]
         for rule in RULES:
             run = _search(root, rule, seed)
             if run is None:
-                cells += ["not yet run", "", "", ""]
+                lines.append([seed, rule, "not yet run", "", "", ""])
                 continue
-            r = regret(run["pick"])
+            r = 100 * (best - means[run["pick"]]) if run["pick"] in means else None
             regrets[rule].append(r)
-            cells += [
-                ", ".join(_short(c) for c in run["candidates"]),
+            lines.append([
+                seed, rule, ", ".join(_short(c) for c in run["candidates"]),
                 f"{_short(run['pick'])}, lr {run['lr']:.3g} ({num(run['mean'])})",
-                "-" if r is None else f"{r:.2f}",
-                f"{run['minutes']:.0f}",
-            ]
-        lines.append(cells)
+                "-" if r is None else f"{r:.2f}", f"{run['minutes']:.0f}",
+            ])  # fmt: skip
     summary = [
         f"{rule}: mean {mean(v):.2f}, worst {max(v):.2f} points "
         f"over {len(v)} seed{'s' * (len(v) > 1)}"
         for rule, v in regrets.items() if v and None not in v
     ]  # fmt: skip
-    headers = ["seed"] + [
-        f"{rule}: {col}" for rule in RULES
-        for col in ("candidates", "pick (confirmed mean)", "regret, points", "min of training")
-    ]  # fmt: skip
+    headers = ["seed", "confirmation", "candidates", "pick (confirmed mean)",
+               "regret, points", "min of training"]  # fmt: skip
     return "\n".join([
         table(headers, lines), "",
-        "Regret: the yardstick's best shape mean minus the pick's, in points of validation "
-        f"accuracy (flip TTA). {'; '.join(summary) or 'No complete pair yet'}. Minutes: the "
-        "training seconds of the trials and of the candidates' confirmation trainings, as "
-        "the run's CSVs record them (a fresh search's wall time adds start-up and scoring).",
+        "Confirmation: `top`, the trials' top 3; `sizes`, the best of each of 3 size classes; "
+        "`both48`, their union on all 48,000 training images (`--confirm-candidates both "
+        "--confirm-images 48000`). Regret: the yardstick's best shape mean minus the pick's, "
+        f"in points of validation accuracy (flip TTA). {'; '.join(summary) or 'None yet'}. "
+        "Minutes: the training seconds of the trials and of the candidates' confirmation "
+        "trainings, as the run's CSVs record them (a fresh search's wall time adds start-up "
+        "and scoring).",
     ])  # fmt: skip
 
 

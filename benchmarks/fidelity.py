@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import sys
 import warnings
@@ -226,6 +227,32 @@ def confirmation_scores(runs: list[dict]) -> dict[Shape, float]:
     return best
 
 
+def candidate_runs(run_dir: Path, runs: list[dict]) -> list[dict]:
+    """The confirm.csv rows of the trainings best.json's confirmation counted: a run copied
+    from another (the campaign's sizes and both48 runs) also holds its source's rows, of
+    other candidates, lengths or image counts."""
+    try:
+        confirmation = json.loads((run_dir / "best.json").read_text()).get("confirmation") or {}
+    except (OSError, ValueError, AttributeError):
+        return runs
+    candidates = confirmation.get("candidates")
+    if not candidates:
+        return runs
+    count = confirmation.get("train_images")
+    images = count if any(r.get("train_images") == count for r in runs) else None
+    seeds = confirmation.get("seeds") or math.inf
+
+    def key(hp: dict, epochs) -> tuple:
+        return (*_shape_of(hp), f"{float(hp['learning_rate']):.6g}", int(epochs))
+
+    wanted = {key(c["hyperparameters"], c["epochs"]) for c in candidates}
+    return [
+        r for r in runs
+        if key(r, r["epochs"]) in wanted and r.get("train_images") == images
+        and r["seed_index"] < seeds
+    ]  # fmt: skip
+
+
 def _shape_of(row: dict) -> Shape:
     return int(row["blocks"]), int(row["filters"]), bool(row["skip"])
 
@@ -269,7 +296,7 @@ def run_rows(run_dir: Path, means: dict[Shape, float]) -> list[dict]:
         str(epochs): scores
         for epochs, scores in rung_scores(records.read_trials_csv(run_dir / "trials.csv")).items()
     }
-    confirmed = confirmation_scores(records.read_confirm_runs(run_dir))
+    confirmed = confirmation_scores(candidate_runs(run_dir, records.read_confirm_runs(run_dir)))
     if confirmed:
         stages[CONFIRMATION] = confirmed
     pick = picked_shape(run_dir)

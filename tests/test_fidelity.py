@@ -8,6 +8,7 @@ through the project's own writers, best.json with the keys ``tuning.engine.resul
 from __future__ import annotations
 
 import csv
+import json
 import math
 import subprocess
 import sys
@@ -238,3 +239,30 @@ def test_yardstick_ranking_joins_rows_read_back_and_rows_just_trained(tmp_path):
     # Seed 0: shape i scores 0.949 - 0.002 i; within 0.5 points of the best: shapes 0-2.
     assert yardstick.contenders(rows, 0.5) == set(SHAPES[:3])
     assert yardstick.contenders(rows, 0.0) == {SHAPES[0]}
+
+
+def test_a_copied_run_s_confirmation_counts_only_the_trainings_its_best_json_names(tmp_path):
+    """A sizes or both48 run is a copy of a top run: confirm.csv also holds the source's
+    rows (another candidate, another length, the trials' images, a third seed)."""
+    hp = {"blocks": 2, "filters": 64, "skip": False, "learning_rate": 0.02}
+    other = {**hp, "blocks": 1}
+    row = lambda h, epochs, images, index, acc: {  # noqa: E731
+        **h,
+        "epochs": epochs,
+        "train_images": images,
+        "seed_index": index,
+        "val_accuracy": acc,
+    }
+    runs = [row(hp, 5, 48000, 0, 0.90), row(hp, 5, 48000, 1, 0.92),  # counted: mean 0.91
+            row(hp, 18, None, 0, 0.99), row(hp, 5, None, 0, 0.99),  # the trials' images
+            row(hp, 5, 48000, 2, 0.99), row(other, 5, 48000, 0, 0.99)]  # fmt: skip
+    confirmation = {"seeds": 2, "train_images": 48000,
+                    "candidates": [{"hyperparameters": hp, "epochs": 5}]}  # fmt: skip
+    (tmp_path / "best.json").write_text(json.dumps({"confirmation": confirmation}))
+    kept = fidelity.candidate_runs(tmp_path, runs)
+    assert kept == runs[:2]
+    assert fidelity.confirmation_scores(kept) == {(2, 64, False): pytest.approx(0.91)}
+    # a run on the trials' images: its rows have no count
+    confirmation.update(train_images=12000, candidates=[{"hyperparameters": hp, "epochs": 18}])
+    (tmp_path / "best.json").write_text(json.dumps({"confirmation": confirmation}))
+    assert fidelity.candidate_runs(tmp_path, runs) == [runs[2]]

@@ -135,7 +135,8 @@ def _search(root: Path, rule: str, seed: int) -> dict | None:
     images = count if any((r.get("train_images") or None) == count for r in confirms) else None
     wanted = {(c["trial_id"], c["epochs"], images) for c in confirm.get("candidates", [])}
     row_key = lambda r: (f"{r['trial_id']:04}", r["epochs"], r.get("train_images") or None)  # noqa: E731
-    confirms = [r for r in confirms if row_key(r) in wanted]
+    seeds = confirm.get("seeds") or math.inf
+    confirms = [r for r in confirms if row_key(r) in wanted and r.get("seed_index", 0) < seeds]
     seconds = sum(float(r["seconds"] or 0) for r in trials + confirms)
     key = lambda hp: (hp["blocks"], hp["filters"], hp["skip"])  # noqa: E731
     return {
@@ -173,7 +174,8 @@ def searches(root: Path) -> str:
             regrets[rule].append(r)
             lines.append([
                 seed, rule, ", ".join(_short(c) for c in run["candidates"]),
-                f"{_short(run['pick'])}, lr {run['lr']:.3g} ({num(run['mean'])})",
+                f"{_short(run['pick'])}, lr {run['lr']:.3g} "
+                f"({'unconfirmed' if run['mean'] is None else num(run['mean'])})",
                 "-" if r is None else f"{r:.2f}", f"{run['minutes']:.0f}",
             ])  # fmt: skip
     summary = [

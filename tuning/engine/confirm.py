@@ -224,8 +224,9 @@ def run_confirmation(config: SearchConfig, rows: list[dict], data: TrainingData,
         )
         try:
             superseded = [
-                r for r in done if (r["rank"], r["seed_index"]) == (candidate.rank, index)
-            ]
+                r for r in done if (r["rank"], r["seed_index"], r.get("train_images"))
+                == (candidate.rank, index, candidate.train_images)
+            ]  # fmt: skip
             row = train_one(config, candidate, index, data, precision, deadline, superseded)
         except SearchInterrupted:
             if deadline is None or not deadline.expired:
@@ -287,7 +288,9 @@ def train_one(config: SearchConfig, candidate: Candidate, index: int, data: Trai
     ``superseded``: confirm.csv's rows at this rank and seed index under another peak."""
     seed = confirm_seed(config.seed, index)
     hp, epochs = candidate.hyperparameters, candidate.epochs
-    name = f"{candidate.rank}_s{index}"
+    name = f"{candidate.rank}_s{index}" + (
+        f"_n{candidate.train_images}" if candidate.train_images else ""
+    )  # trainings on other images keep their own curves
     logdir = config.run_dir / "tensorboard" / LOG_FOLDER / name
     clear_logdir(logdir, [r["peak_learning_rate"] for r in superseded])
     settings = TrainingSettings(

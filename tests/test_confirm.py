@@ -56,6 +56,14 @@ def resumed(data_dir, tmp_path_factory):
     return run_dir, args, before, again
 
 
+def copy_of(resumed, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The resumed run copied into ``tmp_path``, and the search's arguments that point at it."""
+    source, args, _, _ = resumed
+    run_dir = tmp_path / "c"
+    shutil.copytree(source, run_dir)
+    return run_dir, [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+
+
 def test_a_killed_confirmation_resumes_with_only_the_missing_trainings(resumed):
     run_dir, _, before, proc = resumed
     rows = records.read_confirm_runs(run_dir)
@@ -118,10 +126,7 @@ def test_a_finished_search_reruns_nothing(resumed):
 
 
 def test_more_configurations_add_only_theirs_and_top_0_goes_back(resumed, tmp_path):
-    source, args, _, _ = resumed
-    run_dir = tmp_path / "c"
-    shutil.copytree(source, run_dir)
-    args = [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+    run_dir, args = copy_of(resumed, tmp_path)
     before = records.read_confirm_runs(run_dir)
     proc = run_module("tuning.search", *args, *SEARCH_ARGS, "--confirm-top", "3")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -401,10 +406,7 @@ def test_the_finalizer_trains_a_size_winner_from_the_confirmed_length(tmp_path):
 
 
 def test_a_search_confirms_by_size_when_asked(resumed, tmp_path):
-    source, args, _, _ = resumed
-    run_dir = tmp_path / "c"
-    shutil.copytree(source, run_dir)
-    args = [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+    run_dir, args = copy_of(resumed, tmp_path)
     rule = ["--confirm-top", "2", "--confirm-seeds", "1", "--confirm-candidates", "sizes"]
     proc = run_module("tuning.search", *args, *SEARCH_ARGS, *rule)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -451,10 +453,7 @@ def test_more_confirmation_images_mean_fewer_epochs_and_their_own_rows(tmp_path)
 
 
 def test_a_search_confirms_on_more_images_when_asked(resumed, tmp_path):
-    source, args, before, _ = resumed
-    run_dir = tmp_path / "c"
-    shutil.copytree(source, run_dir)
-    args = [tmp_path.as_posix() if a == source.parent.as_posix() else a for a in args]
+    run_dir, args = copy_of(resumed, tmp_path)
     old = records.read_confirm_runs(run_dir)
     rule = ["--confirm-top", "1", "--confirm-seeds", "1", "--confirm-images", "100"]
     proc = run_module("tuning.search", *args, *SEARCH_ARGS, *rule)

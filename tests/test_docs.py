@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tuning.rundir import records
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "docs" / "regenerate.py"
 BN_FIELDS = ["blocks", "filters", "skip", "seed", "peak_lr", "epochs", "train_images",
@@ -280,15 +282,21 @@ def write_search(
     where.mkdir(parents=True)
     hp = lambda c: {"blocks": c[1], "filters": c[2], "skip": c[3], "learning_rate": 0.02}  # noqa: E731
     cands = [{"trial_id": c[0], "epochs": c[4], "hyperparameters": hp(c)} for c in candidates]
-    confirmation = {"winner": {"mean": 0.91}, "candidates": cands, "train_images": images or 12000}
+    confirmation = {"winner": {"mean": 0.91}, "candidates": cands, "seeds": 1,
+                    "train_images": images or 12000}  # fmt: skip
     best = {"hyperparameters": hp(pick), "confirmation": confirmation}
     (where / "best.json").write_text(json.dumps(best))
     (where / "trials.csv").write_text("trial_id,seconds\n0000,60\n")
-    rows = [f"{c[0]},{c[4]},{images or ''},120" for c in candidates]
     first = candidates[0]
-    rows += [f"{first[0]},99,,1000", f"{first[0]},{first[4]},{'' if images else 48000},1000"]
-    text = "trial_id,epochs,train_images,seconds\n" + "\n".join(rows) + "\n"
-    (where / "confirm.csv").write_text(text)
+    runs = [(c, c[4], images, 120) for c in candidates]
+    runs += [(first, 99, None, 1000), (first, first[4], None if images else 48000, 1000)]
+    rows = [
+        {"rank": 1, "trial_id": c[0], **hp(c), "seed_index": 0, "seed": 1, "epochs": epochs,
+         "peak_learning_rate": 0.08, "train_images": n, "val_accuracy": 0.9, "val_loss": 0.3,
+         "seconds": seconds, "status": "ok"}
+        for c, epochs, n, seconds in runs
+    ]  # fmt: skip
+    records.write_confirm_runs(where, rows)
 
 
 def test_searches_table_scores_each_rule_s_pick_on_the_yardstick(tmp_path, pick_tables):

@@ -8,6 +8,7 @@ to each rung under a candidate trial recipe), and ranks the second against the f
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import sys
@@ -26,12 +27,10 @@ RULES = ("top", "sizes", "both48")
 FINAL_IMAGES, FINAL_EPOCHS = 60000, 36
 
 
-def _benchmarks(root: Path):
-    """benchmarks/rungs.py of this checkout (``root`` may be a copy of the pages alone)."""
+def _benchmark(name: str):
+    """A module of this checkout's benchmarks/ (the pages' root may be a copy of them alone)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import rungs
-
-    return rungs
+    return importlib.import_module(name)
 
 
 def _not_yet(csv: str, command: str) -> str:
@@ -128,15 +127,11 @@ def _search(root: Path, rule: str, seed: int) -> dict | None:
         return None
     confirm = best.get("confirmation") or {}
     trials = read_rows(root, f"{SEARCHES}/{rule}/seed{seed}/trials.csv")
-    confirms = read_rows(root, f"{SEARCHES}/{rule}/seed{seed}/confirm.csv")
-    # A sizes run is a copy of a top run: its confirm.csv also holds the copy's trainings.
-    # and a --confirm-images run's rows record their image count (empty: the trials')
-    count = confirm.get("train_images")
-    images = count if any((r.get("train_images") or None) == count for r in confirms) else None
-    wanted = {(c["trial_id"], c["epochs"], images) for c in confirm.get("candidates", [])}
-    row_key = lambda r: (f"{r['trial_id']:04}", r["epochs"], r.get("train_images") or None)  # noqa: E731
-    seeds = confirm.get("seeds") or math.inf
-    confirms = [r for r in confirms if row_key(r) in wanted and r.get("seed_index", 0) < seeds]
+    fidelity = _benchmark("fidelity")  # puts the checkout's tuning/ on the path
+    from tuning.rundir import records
+
+    # only the trainings best.json's confirmation counted: a copied run holds its source's too
+    confirms = fidelity.candidate_runs(where, records.read_confirm_runs(where))
     seconds = sum(float(r["seconds"] or 0) for r in trials + confirms)
     key = lambda hp: (hp["blocks"], hp["filters"], hp["skip"])  # noqa: E731
     return {
@@ -198,7 +193,7 @@ def searches(root: Path) -> str:
 
 
 def rung_summary(root: Path) -> list[dict]:
-    rungs = _benchmarks(root)
+    rungs = _benchmark("rungs")
     rows = rungs.read_rows(root / RUNGS)
     means = {s: mean(list(v.values())) for s, v in yardstick_scores(root).items()}
     return rungs.summarize(rows, means)
@@ -224,7 +219,7 @@ def rung_fidelity(root: Path) -> str:
 
 
 def rung_figure(root: Path, path: Path) -> None:
-    _benchmarks(root).plot(path, rung_summary(root))
+    _benchmark("rungs").plot(path, rung_summary(root))
 
 
 TABLES = {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import run_module
+from conftest import ROOT, module_env, run_module
 
 from tuning import finalize, search
 from tuning.cli import run_cli
@@ -199,6 +201,26 @@ def test_finalize_bad_input(fake_run, extra, code, message, capsys):
     assert got == code and message in err, err
     assert err.count("\n") == 1
     assert sorted(p.name for p in fake_run.iterdir()) == before
+
+
+def test_a_refused_finalize_answers_before_importing_tensorflow(fake_run):
+    """Every check that needs no TensorFlow comes before its import (seconds): a fresh
+    process refusing a failed trial, a final/ it would replace or an unknown trial never
+    loads it."""
+    (fake_run / "final").mkdir()  # not ours: refused without --overwrite
+    code = ("import sys\n"
+            "from tuning import finalize\n"
+            "from tuning.cli import run_cli\n"
+            "for argv in sys.argv[1:]:\n"
+            "    print(run_cli('finalize', finalize.main, argv.split()), flush=True)\n"
+            "print('tensorflow' in sys.modules)\n")  # fmt: skip
+    run = f"--run-dir {fake_run}"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"{run} --trial 0001", run, f"{run} --trial 0042"],
+        cwd=ROOT, env=module_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.stdout.split() == ["1", "2", "2", "False"], proc.stdout + proc.stderr[-2000:]
+    assert "did not complete (FAILED)" in proc.stderr and "final already exists" in proc.stderr
 
 
 def test_finalize_missing_and_empty_runs(tmp_path, capsys):

@@ -16,7 +16,7 @@ LAYERS = [
     ("hypermodels", ["hypermodels"]),
     ("foundations", ["tuning", "tuning.errors", "tuning.stats", "tuning.plan", "tuning.data",
                      "tuning.kt_internals", "tuning.schedule", "tuning.config", "tuning.faults",
-                     "tuning.output"]),
+                     "tuning.output", "tuning.tfstartup"]),
     ("run directory", ["tuning.rundir"]),
     ("machine", ["tuning.machine"]),
     ("what a run shows", ["tuning.show"]),

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from tuning import cli
 from tuning.config import DEFAULT_ABLATION_SEEDS, DEFAULT_RUN_DIR, AblationConfig, Schedule
+from tuning.tfstartup import quiet_tensorflow_startup
 
 PROG = "python -m tuning.ablate"
 
@@ -48,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> AblationConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
-    cli.quiet_tensorflow_startup()
+    quiet_tensorflow_startup()
     from tuning.retrain.ablation import run_ablation  # late: imports TensorFlow (seconds)
     from tuning.show.rebuild import build_reports
 

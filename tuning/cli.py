@@ -1,4 +1,4 @@
-"""The command line shared by every command: parser, flag groups, one-line errors, quiet start-up.
+"""The command line shared by every command: parser, flag groups, one-line errors.
 
 A command (``tuning.search``, ``tuning.finalize``, ``tuning.ablate``, ``tuning.report``) is
 a parser built from the groups here, a config from ``tuning.config`` and one call into the
@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -26,7 +25,7 @@ from hypermodels.space import (
     parse_int_list,
     parse_int_range,
 )
-from tuning import TF_LOGS_REQUESTED, __version__
+from tuning import __version__
 from tuning.config import (
     DEFAULT_CHIEF_TIMEOUT,
     DEFAULT_RECIPE,
@@ -114,47 +113,6 @@ def command(prog: str, main: Callable[[Sequence[str] | None], int], **kwargs) ->
     except KeyboardInterrupt:
         pass
     sys.exit(READER_GONE_STATUS if READER_GONE.is_set() else code)
-
-
-@contextlib.contextmanager
-def _stderr_to(path: str):
-    """Point file descriptor 2 at a file (C++ code writes there, past Python's sys.stderr)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(path, "wb") as sink:
-        os.dup2(sink.fileno(), 2)
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def quiet_tensorflow_startup() -> None:
-    """Import TensorFlow and probe its devices with their start-up lines silenced.
-
-    TensorFlow's C++ side prints absl's "All log messages before absl::InitializeLog()",
-    oneDNN and CUDA lines straight to file descriptor 2 while importing and on the first
-    device probe, before ``TF_CPP_MIN_LOG_LEVEL`` is even read by absl. We swallow them
-    here, once per process, unless ``TUNING_TF_LOGS=1`` asks for them. If the import
-    fails, its output is shown.
-    """
-    if "tensorflow" in sys.modules or TF_LOGS_REQUESTED:
-        return
-    fd, path = tempfile.mkstemp(prefix="tf-startup-", suffix=".log")
-    os.close(fd)
-    try:
-        with _stderr_to(path):
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()  # the CUDA probe prints on first use
-    except BaseException:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            sys.stderr.write(fh.read())
-        raise
-    finally:
-        os.unlink(path)
 
 
 # -- flag groups ------------------------------------------------------------------------

@@ -78,8 +78,7 @@ def config_from_args(args: argparse.Namespace) -> FinalizeConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
-    cli.quiet_tensorflow_startup()
-    from tuning.retrain.finalizer import run_finalize  # late: imports TensorFlow (seconds)
+    from tuning.retrain.finalizer import run_finalize  # TensorFlow only after its checks
 
     run_finalize(config)
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tuning import cli
 from tuning.config import DEFAULT_RUN_DIR
+from tuning.tfstartup import quiet_tensorflow_startup
 
 PROG = "python -m tuning.report"
 
@@ -23,7 +24,7 @@ def build_parser() -> cli.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    cli.quiet_tensorflow_startup()
+    quiet_tensorflow_startup()
     from tuning.show.rebuild import build_reports  # late: imports TensorFlow (seconds)
 
     built = build_reports(args.run_dir)

@@ -31,6 +31,7 @@ from tuning.config import (
     make_recipe,
 )
 from tuning.engine import resolve_cluster
+from tuning.tfstartup import quiet_tensorflow_startup
 
 PROG = "python -m tuning.search"
 
@@ -205,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = resolve_cluster(
         args.role, args.oracle, args.worker_id, args.worker_timeout, args.chief_timeout
     )
-    cli.quiet_tensorflow_startup()
+    quiet_tensorflow_startup()
     from tuning.engine import run_search  # late: imports TensorFlow (seconds)
 
     run_search(config, cluster)

@@ -33,6 +33,7 @@ from tuning.rundir import records
 from tuning.rundir.folders import StagedFolder, provenance
 from tuning.rundir.lock import RunLock
 from tuning.show.markdown import final_markdown
+from tuning.tfstartup import quiet_tensorflow_startup
 
 
 @dataclass
@@ -63,14 +64,15 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     """The finalizer's steps, under the run directory's lock."""
     t_start = time.perf_counter()
     choice = choose_configuration(config.run_dir, config.trial, config.hyperparameters)
-    settings = inherited_settings(config.run_dir, config.options)
-    tta = resolve_tta(config.tta, settings.recipe.augment)
+    staged = StagedFolder(config.run_dir / "final", config.overwrite)
+    staged.check()
     epochs, epochs_source = planned_epochs(config, choice)
     trial_schedule = searched_trial_schedule(config.run_dir)
     schedule = config.schedule_for(trial_schedule)
     schedule.check_epochs(epochs)
-    staged = StagedFolder(config.run_dir / "final", config.overwrite)
-    staged.check()
+    quiet_tensorflow_startup()  # not before: the checks above need none, so refuse at once
+    settings = inherited_settings(config.run_dir, config.options)  # "auto" probes devices
+    tta = resolve_tta(config.tta, settings.recipe.augment)
     hp = choice.hyperparameters
     data = load_fit_data(settings, config.train_on)
     for warning in (

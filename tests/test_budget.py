@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from conftest import run_module
 
 from tuning.config import SearchConfig
 from tuning.engine.budget import ladder, planned_seconds, size_to_budget
-from tuning.machine.cost import Calibration
+from tuning.machine.cost import Calibration, estimate_seconds
 from tuning.rundir import records
 
 CAL = Calibration(flops_per_second=50e9, trial_start_s=1.0)
@@ -52,6 +53,20 @@ def test_the_confirmation_is_priced_too():
     assert planned_seconds(with_stage, CAL, 48000, 12000) > planned_seconds(
         without, CAL, 48000, 12000
     )
+
+
+def test_the_confirmation_is_priced_as_its_candidates_and_images_train():
+    """--confirm-candidates both: up to twice the candidates; --confirm-images 48000 after
+    12,000-image trials: a quarter of the epochs, rounded up (3 x 2 trainings of 5 epochs)."""
+    args = (CAL, 48000, 12000)
+    trials = planned_seconds(SearchConfig(confirm_top=0), *args)
+    top = planned_seconds(SearchConfig(), *args) - trials
+    both = planned_seconds(SearchConfig(confirm_candidates="both"), *args) - trials
+    assert both == pytest.approx(2 * top)
+    on_all = planned_seconds(SearchConfig(confirm_images=48000), *args) - trials
+    space = SearchConfig().space
+    assert on_all == pytest.approx(estimate_seconds(space, 6 * 5, 6, 48000, 12000, CAL))
+    assert top == pytest.approx(estimate_seconds(space, 6 * 18, 6, 12000, 12000, CAL))
 
 
 def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(

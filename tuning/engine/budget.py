@@ -18,7 +18,6 @@ KerasTuner has no time limit (keras-tuner #249); Optuna (``timeout``) and Ray Tu
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
 
@@ -27,6 +26,7 @@ import keras
 from tuning.config import DEFAULT_CONFIRM_EPOCHS_FACTOR, SearchConfig
 from tuning.machine.cost import Calibration, estimate_seconds, format_duration
 from tuning.plan import hyperband_plan
+from tuning.retrain.training import epochs_times
 from tuning.rundir.resume import GracefulStop, SearchInterrupted
 
 # (max_epochs, images per trial), most thorough first; the default plan is the first rung,
@@ -46,10 +46,15 @@ def planned_seconds(config: SearchConfig, calibration: Calibration, n_train: int
     images = n_train if config.trial_images is None else min(config.trial_images, n_train)
     plan = hyperband_plan(config.max_epochs, config.factor, config.hyperband_iterations)
     trials = estimate_seconds(config.space, plan.epochs, plan.trials, images, n_valid, calibration)
-    trainings = config.confirm_top * config.confirm_seeds
-    confirm_epochs = trainings * math.ceil(DEFAULT_CONFIRM_EPOCHS_FACTOR * config.max_epochs)
+    # at most confirm_top candidates per list ("both": the top and the size classes'), each
+    # as long as the longest lineage; on --confirm-images, as many image passes as on the
+    # trials' images (fewer epochs, so fewer validation passes)
+    lists = 2 if config.confirm_candidates == "both" else 1
+    trainings = lists * config.confirm_top * config.confirm_seeds
+    seen = images if config.confirm_images is None else min(config.confirm_images, n_train)
+    epochs = epochs_times(config.max_epochs, DEFAULT_CONFIRM_EPOCHS_FACTOR * images / seen)
     confirm = estimate_seconds(
-        config.space, confirm_epochs, trainings, images, n_valid, calibration
+        config.space, trainings * epochs, trainings, seen, n_valid, calibration
     )
     return trials + (confirm if trainings else 0.0)
 

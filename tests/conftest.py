@@ -1,15 +1,16 @@
 """Shared fixtures: the real data (from ../shared) and small hand-made IDX files.
 
 Every command runs as a fresh process (``run_module``/``popen_module``, as a user runs it)
-with each flag that changes its set-up, at least once per suite (issue 25):
+with each flag that changes its set-up, at least once per suite (issue 25); those marked
+(slow) run with ``pytest -m slow``, kept out of CI for its 15 minutes:
 
 - ``tuning.search``: ``--precision auto`` and ``--confirm-top 0`` (``search_run`` below),
   ``float32`` (test_hardening_runs: a second search refused, a killed one resumed),
   ``mixed_bfloat16`` with ``--time-budget`` (test_budget), ``--deterministic``
   (test_reliability: two processes, the same scores), ``--confirm-top 2`` (test_confirm),
-  ``--role chief``/``worker`` (test_distributed), ``--strategy mirrored`` (test_distributed),
-  a kill -9 at each boundary of a run and a Ctrl-C (test_kill_points), a reader that goes
-  away (test_cli_errors);
+  ``--role chief``/``worker`` (test_distributed), ``--strategy mirrored`` (test_distributed,
+  slow), a kill -9 at each boundary of a run and a Ctrl-C (test_kill_points, slow; in CI a
+  kill before the trials, in test_hardening_runs), a reader that goes away (test_cli_errors);
 - ``tuning.finalize``: the search's precision and a kill -9 during its save
   (test_end_to_end), ``mixed_bfloat16`` on a distributed run (test_distributed);
 - ``tuning.ablate``: test_ablation, ``mixed_float16`` with a batch larger than the data

@@ -131,6 +131,7 @@ def test_report_is_rebuilt_without_training(ablation_run):
     assert (run_dir / "ablation" / "runs.csv").read_bytes() == runs_csv
 
 
+@pytest.mark.slow  # 12 s; training only what is missing: test_interrupted_ablation_resumes in CI
 def test_more_seeds_train_only_what_is_missing(ablation_run):
     run_dir, args, _ = ablation_run
     more = [a if a != "2" or args[i - 1] != "--seeds" else "3" for i, a in enumerate(args)]

@@ -69,6 +69,8 @@ def test_the_confirmation_is_priced_as_its_candidates_and_images_train():
     assert top == pytest.approx(estimate_seconds(space, 6 * 18, 6, 12000, 12000, CAL))
 
 
+# 18 s; a budget that stops a search and a larger one that resumes it, in CI: the last test
+@pytest.mark.slow
 def test_a_used_up_budget_stops_the_search_and_a_larger_one_continues_it(
     data_dir, tmp_path, monkeypatch
 ):

@@ -125,6 +125,7 @@ def test_a_finished_search_reruns_nothing(resumed):
     assert (run_dir / "best.json").read_bytes() == best_before
 
 
+@pytest.mark.slow  # 21 s; a confirmation training only what is missing: `resumed`, in CI
 def test_more_configurations_add_only_theirs_and_top_0_goes_back(resumed, tmp_path):
     run_dir, args = copy_of(resumed, tmp_path)
     before = records.read_confirm_runs(run_dir)
@@ -452,6 +453,7 @@ def test_more_confirmation_images_mean_fewer_epochs_and_their_own_rows(tmp_path)
         SearchConfig(confirm_images=5)
 
 
+@pytest.mark.slow  # 11 s; the images' epochs and rows: the test before, in CI
 def test_a_search_confirms_on_more_images_when_asked(resumed, tmp_path):
     run_dir, args = copy_of(resumed, tmp_path)
     old = records.read_confirm_runs(run_dir)

@@ -150,6 +150,7 @@ def test_a_worker_without_a_chief_gives_up_with_a_message(search_run):
     assert time.monotonic() - t0 < 90
 
 
+@pytest.mark.slow  # 22 s; the strategy's flags and plan: the unit tests
 def test_mirrored_strategy_over_two_logical_cpus(data_dir, tmp_path):
     proc = run_module(
         "tuning.search", "--data-dir", str(data_dir), "--directory", str(tmp_path),
@@ -200,6 +201,7 @@ def test_bad_cluster_flags_are_usage_errors(args, message, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # 25 s; a killed worker's resume stays in CI
 def test_a_restarted_chief_resumes_and_its_worker_carries_on(data_dir, tmp_path):
     t0 = time.monotonic()
     args = common(data_dir, tmp_path, free_port())

@@ -205,7 +205,10 @@ def test_a_network_too_large_for_memory_is_refused_before_anything_is_written(da
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("content", ["[]", '{"data": {}}'])
+@pytest.mark.parametrize(
+    "content",
+    ["[]", pytest.param('{"data": {}}', marks=pytest.mark.slow)],  # 10 s each
+)
 def test_a_run_json_of_the_wrong_shape_is_one_line(search_run, tmp_path, content):
     run_dir = _copy_run(search_run, tmp_path)
     (run_dir / "run.json").write_text(content)

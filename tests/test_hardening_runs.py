@@ -180,6 +180,7 @@ def test_overwrite_of_our_run_keeps_the_lock_and_kerastuner_runs_count(tmp_path)
     assert prepare_search_dir(only_lock, {"seed": 1}, overwrite=False) == "new"
 
 
+@pytest.mark.slow  # 14 s; an overwrite's steps in process: the tests above
 def test_a_killed_overwrite_is_finished_by_the_next_and_nothing_else(search_run, tmp_path):
     """Killed after deleting two entries: run.json and oracle.json are deleted last and the
     marker first, so the folder stays recognizably ours; only --overwrite goes on."""
@@ -397,6 +398,7 @@ def test_finalize_and_ablate_are_refused_while_the_run_is_in_use(
     assert not (run / result).exists()
 
 
+@pytest.mark.slow  # 12 s; a second search on one run: the test above
 def test_a_second_chief_on_a_served_port_is_refused(data_dir, tmp_path):
     from tuning.engine import free_port
 

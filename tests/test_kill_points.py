@@ -55,6 +55,9 @@ CHAIN = [
 ]  # fmt: skip
 
 
+# 70 s; in CI: a kill before the trials (test_hardening_runs), in a confirmation
+# (test_confirm), in the finalizer's save (test_end_to_end) and in a worker (test_distributed)
+@pytest.mark.slow
 def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(search_run, tmp_path):
     reference, args, _ = search_run
     args = [*args[:2], "--directory", str(tmp_path), "--project-name", "k"]

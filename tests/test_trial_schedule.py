@@ -73,6 +73,7 @@ def test_a_budgeted_trial_warms_up_then_decays_to_zero():
     assert math.isclose(float(constant.learning_rate), 0.05, rel_tol=1e-6)
 
 
+@pytest.mark.slow  # 50 s; kills and resumes of a run: test_kill_points in CI
 def test_a_budgeted_search_killed_inside_a_continued_trial_resumes_on_its_schedule(
     data_dir, tmp_path
 ):

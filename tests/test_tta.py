@@ -99,6 +99,7 @@ def test_auto_tta_follows_the_training_and_a_mismatch_is_refused():
         resolve_tta("flip", ())
 
 
+@pytest.mark.slow  # 14 s; the rule that refuses flip TTA: test_auto_tta_follows_the_training...
 def test_finalize_without_flips_reports_the_single_view_and_refuses_flip_tta(tmp_path, data_dir):
     """Issue 25.3, as a user runs it: ``--augment none`` (the lab's setting) is tested on the
     single view, and says so; asking for flip TTA on it is a usage error that writes nothing."""

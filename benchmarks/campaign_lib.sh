@@ -2,10 +2,10 @@
 # The pick campaign's steps as functions (sourced by benchmarks/pick_campaign.sh, and by
 # tests/test_campaign.py on a made-up run): each resumes where it stopped and keeps what
 # it finished. Settings: DATA, CAMPAIGN (the run directories, outside the work tree) and
-# KEPT (where finished runs' small files and states are committed).
+# CAMPAIGN_KEPT (where finished runs' small files and states are committed).
 DATA=${DATA:-../shared/data/fashion-mnist}
 CAMPAIGN=${CAMPAIGN:-$HOME/campaign}
-KEPT=${KEPT:-docs/results/searches}
+CAMPAIGN_KEPT=${CAMPAIGN_KEPT:-docs/results/searches}
 step() { echo "== $(date -u +%FT%TZ) $*"; }
 # Rung fidelity: every shape to the rungs named, on the trial images, per trial recipe.
 rungs() {
@@ -15,7 +15,7 @@ rungs() {
 }
 search() { python -m tuning.search --data-dir "$DATA" --seed "$1" --project-name "seed$1" "${@:2}"; }
 keep() {  # keep R SEED: a finished run's small files and its state, into the work tree
-    local to="$KEPT/$1/seed$2"
+    local to="$CAMPAIGN_KEPT/$1/seed$2"
     mkdir -p "$to"
     cp "$CAMPAIGN/searches/$1/seed$2/"{trials.csv,confirm.csv,best.json} "$to/"
     save_state "$1" "$2" "$to/state.tar.gz"
@@ -38,7 +38,7 @@ save_state() {  # save_state R SEED ARCHIVE
     rm -rf "$tmp"
 }
 restore() {  # restore R SEED: a committed state where the campaign has no such run
-    local state="$KEPT/$1/seed$2/state.tar.gz"
+    local state="$CAMPAIGN_KEPT/$1/seed$2/state.tar.gz"
     if [ ! -d "$CAMPAIGN/searches/$1/seed$2" ] && [ -f "$state" ]; then
         step "restoring $1/seed$2 from $state"
         mkdir -p "$CAMPAIGN/searches/$1"
@@ -49,7 +49,7 @@ restore() {  # restore R SEED: a committed state where the campaign has no such 
 # search is deterministic: seed 0's rerun matched its first run row for row), then the
 # committed confirm.csv, so the confirmation trains nothing it already has.
 rebuild() {  # rebuild R SEED: only where the campaign's run lacks what is committed
-    local kept="$KEPT/$1/seed$2" run="$CAMPAIGN/searches/$1/seed$2"
+    local kept="$CAMPAIGN_KEPT/$1/seed$2" run="$CAMPAIGN/searches/$1/seed$2"
     [ -f "$kept/confirm.csv" ] || return 0
     if [ "$1" = top ] && [ ! -f "$run/confirm.csv" ]; then
         step "rebuilding top/seed$2: its trials, then its committed confirm.csv"

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benchmarks/campaign_lib.sh
-. benchmarks/campaign_lib.sh  # DATA, CAMPAIGN, KEPT and the steps' functions
+. benchmarks/campaign_lib.sh  # DATA, CAMPAIGN, CAMPAIGN_KEPT and the steps' functions
 mkdir -p "$CAMPAIGN"
 
 # 1. The yardstick at seed 0: all 16 shapes under the finalizer's recipe.

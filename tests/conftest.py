@@ -37,7 +37,8 @@ REAL_DATA = Path(os.environ.get("FASHION_MNIST_DIR", ROOT.parent / "shared/data/
 @pytest.fixture(scope="session", autouse=True)
 def precision_cache(tmp_path_factory):
     """One cache folder per test session for ``--precision auto``'s measurement: it runs at
-    most once per session (subprocesses inherit the variable), never in the user's cache."""
+    most once per session, that is per pytest-xdist worker (subprocesses inherit the
+    variable), never in the user's cache."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FASHION_RESNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         yield
@@ -129,6 +130,7 @@ SEARCH_ARGS = [
 
 @pytest.fixture(scope="session")
 def search_run(data_dir, tmp_path_factory):
+    """The tiny search, once per session (per pytest-xdist worker: about 20 s each)."""
     directory = tmp_path_factory.mktemp("runs")
     args = ["--data-dir", str(data_dir), "--directory", str(directory), "--project-name", "tiny"]
     proc = run_module("tuning.search", *args, *SEARCH_ARGS)

@@ -20,7 +20,7 @@ LIB = ROOT / "benchmarks" / "campaign_lib.sh"
 
 
 def bash(script: str, cwd: Path, campaign: Path) -> subprocess.CompletedProcess:
-    env = {"PATH": "/usr/bin:/bin", "CAMPAIGN": str(campaign), "KEPT": str(cwd / "kept")}
+    env = {"PATH": "/usr/bin:/bin", "CAMPAIGN": str(campaign), "CAMPAIGN_KEPT": str(cwd / "kept")}
     return subprocess.run(
         ["bash", "-c", f"set -euo pipefail\n. {LIB}\n{script}"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=60,

@@ -205,8 +205,8 @@ def test_finalize_bad_input(fake_run, extra, code, message, capsys):
 
 def test_a_refused_finalize_answers_before_importing_tensorflow(fake_run):
     """Every check that needs no TensorFlow comes before its import (seconds): a fresh
-    process refusing a failed trial, a final/ it would replace or an unknown trial never
-    loads it."""
+    process refusing a failed trial, a final/ it would replace, an unknown trial or flip
+    TTA for a network trained without flips never loads it."""
     (fake_run / "final").mkdir()  # not ours: refused without --overwrite
     code = ("import sys\n"
             "from tuning import finalize\n"
@@ -214,13 +214,16 @@ def test_a_refused_finalize_answers_before_importing_tensorflow(fake_run):
             "for argv in sys.argv[1:]:\n"
             "    print(run_cli('finalize', finalize.main, argv.split()), flush=True)\n"
             "print('tensorflow' in sys.modules)\n")  # fmt: skip
-    run = f"--run-dir {fake_run}"
+    run, other = f"--run-dir {fake_run}", fake_run.parent / "other"
+    hp = '{"blocks":1,"filters":8,"skip":true,"learning_rate":0.01}'  # one word: no spaces
     proc = subprocess.run(
-        [sys.executable, "-c", code, f"{run} --trial 0001", run, f"{run} --trial 0042"],
+        [sys.executable, "-c", code, f"{run} --trial 0001", run, f"{run} --trial 0042",
+         f"--run-dir {other} --hyperparameters {hp} --epochs 1 --augment none --tta flip"],
         cwd=ROOT, env=module_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert proc.stdout.split() == ["1", "2", "2", "False"], proc.stdout + proc.stderr[-2000:]
+    assert proc.stdout.split() == ["1", "2", "2", "2", "False"], proc.stdout + proc.stderr[-2000:]
     assert "did not complete (FAILED)" in proc.stderr and "final already exists" in proc.stderr
+    assert "never saw" in proc.stderr and not (other / "final").exists()
 
 
 def test_finalize_missing_and_empty_runs(tmp_path, capsys):

@@ -201,7 +201,8 @@ def test_bad_cluster_flags_are_usage_errors(args, message, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.slow  # 25 s; a killed worker's resume stays in CI
+# 25 s; not covered in CI: a chief that reloads its state (a killed worker's resume is)
+@pytest.mark.slow
 def test_a_restarted_chief_resumes_and_its_worker_carries_on(data_dir, tmp_path):
     t0 = time.monotonic()
     args = common(data_dir, tmp_path, free_port())

@@ -398,7 +398,9 @@ def test_finalize_and_ablate_are_refused_while_the_run_is_in_use(
     assert not (run / result).exists()
 
 
-@pytest.mark.slow  # 12 s; a second search on one run: the test above
+# 12 s; not covered in CI: a port another chief serves (a second search on one run, refused
+# by the lock: the test above)
+@pytest.mark.slow
 def test_a_second_chief_on_a_served_port_is_refused(data_dir, tmp_path):
     from tuning.engine import free_port
 

@@ -55,8 +55,9 @@ CHAIN = [
 ]  # fmt: skip
 
 
-# 70 s; in CI: a kill before the trials (test_hardening_runs), in a confirmation
-# (test_confirm), in the finalizer's save (test_end_to_end) and in a worker (test_distributed)
+# 70 s; in CI its mid-epoch kill, its Ctrl-C and its pruned rerun (the next test), a kill
+# before the trials (test_hardening_runs), in a confirmation (test_confirm), in the
+# finalizer's save (test_end_to_end) and in a worker (test_distributed)
 @pytest.mark.slow
 def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(search_run, tmp_path):
     reference, args, _ = search_run
@@ -95,6 +96,35 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
     assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
     rows = records.read_trials_csv(run_dir / "trials.csv")
     assert "disk:" in proc.stdout and all(r["disk_mb"] > 0 for r in rows)
+    again = run_module("tuning.search", *command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
+    assert _table(run_dir) == _table(reference)
+
+
+def test_a_kill_mid_epoch_and_a_ctrl_c_resume_a_pruned_search_to_the_uninterrupted_run(
+    search_run, tmp_path
+):
+    """The chain above cut to what CI runs: a kill -9 mid-epoch (batch 23: 0003's last
+    epoch), a Ctrl-C in the resumed epoch, then the same command to the end; pruned as it
+    went, a rerun of the finished run trains nothing (what a campaign's restored state is)."""
+    reference, args, _ = search_run
+    args = [*args[:2], "--directory", str(tmp_path), "--project-name", "k"]
+    command = [*args, *SEARCH_ARGS, "--resume-every", "0", "--prune-checkpoints"]
+    killed = run_module("tuning.search", *command, kill_at="trial.batch:23")
+    assert killed.returncode == KILLED, killed.stderr[-3000:]
+    stopped = run_module("tuning.search", *command, interrupt_at="trial.batch:3")
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "resuming from epoch" in stopped.stdout, stopped.stdout[-3000:]
+    assert "stopping after the current epoch" in stopped.stdout
+    assert "interrupted; resume with: python -m tuning.search --data-dir" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    done = run_module("tuning.search", *command)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "k"
+    assert _table(run_dir) == _table(reference)
+    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
+    assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
     again = run_module("tuning.search", *command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already complete" in again.stdout and "will be re-run" not in again.stdout

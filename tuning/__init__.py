@@ -20,7 +20,7 @@ except PackageNotFoundError:  # run from a checkout without installing
     __version__ = "0+unknown"
 
 # TensorFlow prints pages of C++ start-up noise (CUDA probing, CPU flags); users only need
-# our own lines (tuning.cli.quiet_tensorflow_startup). TUNING_TF_LOGS=1 brings them back.
+# our own lines (tuning.tfstartup.quiet_tensorflow_startup). TUNING_TF_LOGS=1 brings them back.
 TF_LOGS_REQUESTED = os.environ.get("TUNING_TF_LOGS") == "1"
 if not TF_LOGS_REQUESTED:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

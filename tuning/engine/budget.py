@@ -80,7 +80,9 @@ def describe_sizing(config: SearchConfig, seconds: float) -> str:
         f"time budget {config.time_budget_min:g} min: plan sized to "
         f"{config.hyperband_iterations} Hyperband iteration(s), max_epochs="
         f"{config.max_epochs}, {config.trial_images:,} images per trial, confirmation "
-        f"{config.confirm_top} x {config.confirm_seeds}; estimated {format_duration(seconds)}"
+        f"{config.confirm_top} x {config.confirm_seeds} ({config.confirm_candidates}"
+        f"{'' if config.confirm_images is None else f', on {config.confirm_images:,} images'})"
+        f"; estimated {format_duration(seconds)}"
     )
 
 

@@ -26,6 +26,7 @@ from tuning.retrain.selection import (
     confirmation_note,
     epochs_from_lineage,
     inherited_settings,
+    resolved,
     searched_trial_schedule,
 )
 from tuning.retrain.training import Trained, TrainingSettings, evaluate, retrain
@@ -70,9 +71,10 @@ def finalize_locked(config: FinalizeConfig) -> dict:
     trial_schedule = searched_trial_schedule(config.run_dir)
     schedule = config.schedule_for(trial_schedule)
     schedule.check_epochs(epochs)
-    quiet_tensorflow_startup()  # not before: the checks above need none, so refuse at once
-    settings = inherited_settings(config.run_dir, config.options)  # "auto" probes devices
+    settings = inherited_settings(config.run_dir, config.options, resolve=False)
     tta = resolve_tta(config.tta, settings.recipe.augment)
+    quiet_tensorflow_startup()  # not before: the checks above need none, so refuse at once
+    settings = resolved(settings)  # "auto" probes the devices
     hp = choice.hyperparameters
     data = load_fit_data(settings, config.train_on)
     for warning in (

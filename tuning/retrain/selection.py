@@ -8,7 +8,7 @@ data, so a retraining sees what the search saw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hypermodels.recipe import Recipe
@@ -154,11 +154,15 @@ def epochs_from_lineage(choice: Choice, factor: float = 1.0) -> tuple[int, str]:
     return epochs, f"{factor:g} x the best trial's {lineage} lineage epochs"
 
 
-def inherited_settings(run_dir: Path, options: RetrainOptions) -> TrainingSettings:
+def inherited_settings(
+    run_dir: Path, options: RetrainOptions, resolve: bool = True
+) -> TrainingSettings:
     """The search's settings, each replaced where ``options`` gives one.
 
     The same seed gives the same train/valid split, so retraining sees the search's data.
-    Runs recorded before the recipe options existed trained without them.
+    Runs recorded before the recipe options existed trained without them. ``resolve``
+    False leaves the precision as asked ("auto" probes the devices, which imports
+    TensorFlow: :func:`resolved` later).
     """
     run = read_run(run_dir)
     definition = run.get("definition", {})
@@ -167,14 +171,20 @@ def inherited_settings(run_dir: Path, options: RetrainOptions) -> TrainingSettin
     base = DEFAULT_RECIPE.to_dict() | (RECORDED_BEFORE if definition else {})
     searched = Recipe.from_dict({**base, **definition})
     recipe = make_recipe(**{**searched.to_dict(), **_given(options.recipe_changes())})
-    return TrainingSettings(
+    settings = TrainingSettings(
         seed=_pick(options.seed, definition.get("seed", DEFAULT_SEED)),
         subset=_pick(options.subset, definition.get("subset")),
         batch_size=_pick(options.batch_size, definition.get("batch_size", DEFAULT_BATCH_SIZE)),
         recipe=recipe,
-        precision=resolve_precision(_pick(options.precision, definition.get("precision", "auto"))),
+        precision=_pick(options.precision, definition.get("precision", "auto")),
         data_dir=options.data_dir or _recorded_data_dir(run),
     )
+    return resolved(settings) if resolve else settings
+
+
+def resolved(settings: TrainingSettings) -> TrainingSettings:
+    """``settings`` with its precision resolved to a Keras dtype policy."""
+    return replace(settings, precision=resolve_precision(settings.precision))
 
 
 def searched_trial_schedule(run_dir: Path) -> str:

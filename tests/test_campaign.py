@@ -7,6 +7,7 @@ leaves out weights, logs and the lock, marks each dropped checkpoint as the tune
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_restore_brings_a_kept_run_back_only_where_the_campaign_has_none(finishe
     proc = bash("restore top 0", tmp_path, finished_run)
     assert proc.returncode == 0 and "restoring" not in proc.stdout
     assert (run / "oracle.json").read_text() == "newer"
-    subprocess.run(["rm", "-r", str(finished_run)], check=True)  # the machine laid anew
+    shutil.rmtree(finished_run)  # the machine laid anew
     proc = bash("restore top 0", tmp_path, finished_run)
     assert proc.returncode == 0 and "restoring top/seed0" in proc.stdout, proc.stderr
     assert (run / "oracle.json").read_text() == "oracle.json"

@@ -55,6 +55,26 @@ CHAIN = [
 ]  # fmt: skip
 
 
+def _stopped_by_ctrl_c(proc) -> None:
+    """The Ctrl-C: the epoch finished and saved, the command that resumes, no traceback."""
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "stopping after the current epoch" in proc.stdout
+    assert "interrupted; resume with: python -m tuning.search --data-dir" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def _pruned_and_finished(run_dir, reference, command: list[str]) -> None:
+    """Pruned as it went, without changing the search: no checkpoint or resume file left,
+    and a rerun of the finished run trains nothing and takes no pruned checkpoint for
+    damage."""
+    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
+    assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
+    again = run_module("tuning.search", *command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
+    assert _table(run_dir) == _table(reference)
+
+
 # 70 s; in CI its mid-epoch kill, its Ctrl-C and its pruned rerun (the next test), a kill
 # before the trials (test_hardening_runs), in a confirmation (test_confirm), in the
 # finalizer's save (test_end_to_end) and in a worker (test_distributed)
@@ -73,10 +93,7 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
         if said:
             assert said in proc.stdout, f"after the kill {where}:\n{proc.stdout[-3000:]}"
         said = next_says
-    # the Ctrl-C: the epoch finished and saved, the command that resumes, no traceback
-    assert "stopping after the current epoch" in proc.stdout
-    assert "interrupted; resume with: python -m tuning.search --data-dir" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    _stopped_by_ctrl_c(proc)
     proc = run_module("tuning.search", *command)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert said in proc.stdout
@@ -89,17 +106,10 @@ def test_a_search_killed_at_every_boundary_resumes_to_the_uninterrupted_run(sear
         assert epochs == list(range(row["initial_epoch"] + 1, row["target_epochs"] + 1)), row
     finals = {"final", "final.partial"}  # what tests/test_end_to_end.py adds to the reference
     assert {p.name for p in run_dir.iterdir()} == {p.name for p in reference.iterdir()} - finals
-    assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
     assert not list(run_dir.rglob("*.tmp*"))
-    # pruned as it went, without changing the search; a rerun of the finished run trains
-    # nothing and takes no pruned checkpoint for damage
-    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
     rows = records.read_trials_csv(run_dir / "trials.csv")
     assert "disk:" in proc.stdout and all(r["disk_mb"] > 0 for r in rows)
-    again = run_module("tuning.search", *command)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
-    assert _table(run_dir) == _table(reference)
+    _pruned_and_finished(run_dir, reference, command)
 
 
 def test_a_kill_mid_epoch_and_a_ctrl_c_resume_a_pruned_search_to_the_uninterrupted_run(
@@ -114,21 +124,13 @@ def test_a_kill_mid_epoch_and_a_ctrl_c_resume_a_pruned_search_to_the_uninterrupt
     killed = run_module("tuning.search", *command, kill_at="trial.batch:23")
     assert killed.returncode == KILLED, killed.stderr[-3000:]
     stopped = run_module("tuning.search", *command, interrupt_at="trial.batch:3")
-    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    _stopped_by_ctrl_c(stopped)
     assert "resuming from epoch" in stopped.stdout, stopped.stdout[-3000:]
-    assert "stopping after the current epoch" in stopped.stdout
-    assert "interrupted; resume with: python -m tuning.search --data-dir" in stopped.stderr
-    assert "Traceback" not in stopped.stderr
     done = run_module("tuning.search", *command)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "k"
     assert _table(run_dir) == _table(reference)
-    assert not list(run_dir.glob("trial_*/checkpoint.weights.h5"))
-    assert not list(run_dir.glob("trial_*/resume-epoch*.keras"))
-    again = run_module("tuning.search", *command)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "already complete" in again.stdout and "will be re-run" not in again.stdout
-    assert _table(run_dir) == _table(reference)
+    _pruned_and_finished(run_dir, reference, command)
 
 
 def test_a_fault_point_kills_only_where_and_when_it_is_named():
